@@ -1,0 +1,159 @@
+"""The numpy reference store: exact cosine search over in-process arrays.
+
+It defines the semantics the other connectors are tested against (filters via
+:func:`bge_vdb.filters.matches`, ties broken by insertion order). ``memory://`` opens a new empty
+store; ``memory://NAME`` returns the same store for the same NAME within one process.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .. import filters
+from ..errors import CollectionNotFound, FailedRecord
+from ..store import Cursor, VectorStore
+from ..types import CollectionSpec, Hit, Record
+
+_NAMED: dict[str, MemoryStore] = {}
+_NAMED_LOCK = threading.Lock()
+
+
+class _Table:
+    def __init__(self, spec: CollectionSpec) -> None:
+        self.spec = spec
+        self.rows: dict[str, Record] = {}  # insertion ordered; an overwrite keeps the position
+
+
+class MemoryStore(VectorStore):
+    scheme: ClassVar[str] = "memory"
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self._tables: dict[str, _Table] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MemoryStore:
+        name = urlsplit(url).netloc or None
+        if name is None:
+            return cls()
+        with _NAMED_LOCK:
+            if name not in _NAMED:
+                _NAMED[name] = cls(name)
+            return _NAMED[name]
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self.name!r})" if self.name else "MemoryStore()"
+
+    def _table(self, name: str) -> _Table:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise CollectionNotFound(f"collection {name!r} does not exist") from None
+
+    def list_collections(self) -> list[str]:
+        return sorted(self._tables)
+
+    def describe_collection(self, name: str) -> CollectionSpec | None:
+        t = self._tables.get(name)
+        return t.spec if t else None
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        with self._lock:
+            self._tables.setdefault(spec.name, _Table(spec))
+
+    def drop_collection(self, name: str) -> None:
+        with self._lock:
+            self._tables.pop(name, None)
+
+    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any] | None) -> None:
+        t = self._table(name)
+        t.spec = CollectionSpec(t.spec.name, t.spec.dim, t.spec.distance, copy.deepcopy(fingerprint))
+
+    def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
+        t = self._table(name)
+        with self._lock:
+            for r in records:
+                t.rows[r.id] = Record(
+                    id=r.id,
+                    vector=np.array(r.vector, dtype=np.float32),
+                    text=r.text,
+                    metadata=copy.deepcopy(dict(r.metadata)),
+                    content_hash=r.content_hash,
+                )
+        return []
+
+    @staticmethod
+    def _out(r: Record, with_vectors: bool) -> Record:
+        return Record(
+            id=r.id,
+            vector=r.vector.copy() if with_vectors else None,
+            text=r.text,
+            metadata=copy.deepcopy(dict(r.metadata)),
+            content_hash=r.content_hash,
+        )
+
+    def query(
+        self, name: str, vector: np.ndarray, k: int, where: filters.Node | None, with_vectors: bool
+    ) -> list[Hit]:
+        t = self._table(name)
+        rows = [r for r in t.rows.values() if filters.matches(where, r.metadata)]
+        if not rows:
+            return []
+        mat = np.stack([r.vector for r in rows])
+        scores = mat @ np.asarray(vector, dtype=np.float32)
+        # Stable sort on -score keeps insertion order among ties.
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [
+            Hit(
+                id=rows[i].id,
+                score=float(scores[i]),
+                text=rows[i].text,
+                metadata=copy.deepcopy(dict(rows[i].metadata)),
+                vector=rows[i].vector.copy() if with_vectors else None,
+            )
+            for i in order
+        ]
+
+    def fetch_records(self, name: str, ids: Sequence[str], with_vectors: bool) -> list[Record]:
+        t = self._table(name)
+        return [self._out(t.rows[i], with_vectors) for i in ids if i in t.rows]
+
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        t = self._table(name)
+        with self._lock:
+            for i in ids:
+                t.rows.pop(i, None)
+
+    def delete_where(self, name: str, where: filters.Node) -> int:
+        t = self._table(name)
+        with self._lock:
+            doomed = [i for i, r in t.rows.items() if filters.matches(where, r.metadata)]
+            for i in doomed:
+                del t.rows[i]
+        return len(doomed)
+
+    def scroll_page(
+        self, name: str, cursor: Cursor, limit: int, where: filters.Node | None, with_vectors: bool
+    ) -> tuple[list[Record], Cursor]:
+        # The cursor is the last id returned: stable under concurrent inserts at the end and
+        # under deletes of rows already seen.
+        t = self._table(name)
+        ids = sorted(i for i, r in t.rows.items() if filters.matches(where, r.metadata))
+        start = 0 if cursor is None else int(np.searchsorted(np.array(ids, dtype=object), cursor, side="right"))
+        page_ids = ids[start : start + limit]
+        page = [self._out(t.rows[i], with_vectors) for i in page_ids]
+        nxt = page_ids[-1] if start + limit < len(ids) else None
+        return page, nxt
+
+    def count(self, name: str, where: filters.Node | None = None) -> int:
+        t = self._table(name)
+        if where is None:
+            return len(t.rows)
+        return sum(1 for r in t.rows.values() if filters.matches(where, r.metadata))

@@ -1,0 +1,109 @@
+"""One error tree for the whole library.
+
+Every connector maps its SDK's exceptions into these at exactly one place (its ``_map_errors``
+context manager), so callers and the retry policy only ever see this tree. Retries key on
+:class:`TransientError` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class BgeVdbError(Exception):
+    """Base class of every error raised by bge-vdb."""
+
+
+class ConfigError(BgeVdbError, ValueError):
+    """A wrong setting: unknown URL scheme, bad option, missing credentials."""
+
+
+class MissingExtra(ConfigError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install`` to run."""
+
+    def __init__(self, package: str, extra: str, what: str | None = None) -> None:
+        self.package = package
+        self.extra = extra
+        need = what or package
+        super().__init__(
+            f"{need} needs the Python package {package!r}, which is not installed. "
+            f"Install it with: pip install 'bge-vdb[{extra}]'"
+        )
+
+
+class ModelError(BgeVdbError):
+    """A model cannot be found, loaded or does not match what was asked for."""
+
+
+class InputError(BgeVdbError, ValueError):
+    """Bad input from the caller: empty or non-string text, missing ids, bad vectors..."""
+
+
+class FilterError(InputError):
+    """A filter that does not parse: unknown operator, wrong value type, malformed structure."""
+
+
+class UnsupportedFilter(FilterError):
+    """A well-formed filter that one database cannot evaluate (never silently ignored)."""
+
+
+class CollectionError(BgeVdbError):
+    """A collection exists but does not match what was asked for, or does not exist."""
+
+
+class CollectionNotFound(CollectionError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "collection not found"
+
+
+class DimensionMismatch(CollectionError, ValueError):
+    """A collection, vector or model has another dimension than expected."""
+
+
+class MetricMismatch(CollectionError, ValueError):
+    """An existing collection uses another distance metric than cosine."""
+
+
+class FingerprintMismatch(CollectionError, ValueError):
+    """A collection was written by another embedding model (see ``Embedder.fingerprint``)."""
+
+
+class ConnectorError(BgeVdbError):
+    """The database refused or failed a request; permanent unless it is a TransientError."""
+
+
+class TransientError(ConnectorError):
+    """A failure worth retrying: connection refused/reset, timeout, 429, 5xx, gRPC UNAVAILABLE...
+
+    ``retry_after`` carries the server's Retry-After hint in seconds, when it gave one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerUnreachable(TransientError):
+    """The server cannot be reached at all (raised after the retry budget is spent)."""
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    """One record that was not written, and why."""
+
+    id: str
+    reason: str
+
+
+class WriteError(ConnectorError):
+    """Some records could not be written; ``failed`` names each one and ``written`` counts the rest."""
+
+    def __init__(self, failed: Sequence[FailedRecord], written: int = 0) -> None:
+        self.failed = list(failed)
+        self.written = written
+        shown = "; ".join(f"{f.id!r}: {f.reason}" for f in self.failed[:5])
+        more = f" (and {len(self.failed) - 5} more)" if len(self.failed) > 5 else ""
+        super().__init__(
+            f"{len(self.failed)} record(s) not written, {written} written. {shown}{more}"
+        )
