@@ -1,0 +1,398 @@
+"""Milvus connector: Milvus Lite files (``milvus:///abs/demo.db``) and Milvus servers.
+
+Layout of a collection made here: a VARCHAR primary key holding the user's id as is, a
+FLOAT_VECTOR with a FLAT (exact) COSINE index, ``text``, ``metadata`` (JSON, returned to the
+user) and ``metadata_typed`` (JSON, filtered on), ``content_hash``. The fingerprint lives in a
+collection property. Collections are created with Strong consistency, so a read sees every write
+that returned before it.
+
+Filters are translated in :mod:`bge_vdb.connectors.milvus_expr`, which explains
+``metadata_typed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import grpc
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from .. import filters
+from ..errors import (
+    BgeVdbError,
+    CollectionNotFound,
+    ConfigError,
+    ConnectorError,
+    FailedRecord,
+    ServerUnreachable,
+    TransientError,
+    UnsupportedFilter,
+)
+from ..retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from ..store import Cursor, VectorStore
+from ..types import CollectionSpec, Distance, Hit, Record
+from .milvus_expr import quote, to_expr, typed_leaves
+
+FINGERPRINT_KEY = "bge_vdb.fingerprint"
+ID_MAX_LENGTH = 2048  # bytes; bge_vdb ids are at most MAX_ID_BYTES (1024)
+TEXT_MAX_BYTES = 65535  # Milvus's largest VARCHAR; checked in UTF-8 bytes, the stricter reading
+JSON_MAX_BYTES = 65536  # Milvus's default limit of one JSON value
+HASH_MAX_LENGTH = 256
+
+_TRANSIENT_GRPC = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+}
+_CONNECT_FAILED, _RATE_LIMIT, _COLLECTION_NOT_FOUND = 2, 8, 100
+_METRICS = {"COSINE": Distance.COSINE, "IP": Distance.DOT, "L2": Distance.EUCLID}
+
+
+@contextmanager
+def _map_errors(what: str, secret: str | None = None) -> Iterator[None]:
+    """The one place where pymilvus and gRPC exceptions become bge-vdb errors."""
+    try:
+        yield
+    except BgeVdbError:
+        raise
+    except grpc.RpcError as exc:
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        msg = _scrub(f"Milvus {what} failed: gRPC {code}: {exc.details() if hasattr(exc, 'details') else exc}", secret)
+        raise (TransientError(msg) if code in _TRANSIENT_GRPC else ConnectorError(msg)) from None
+    except MilvusException as exc:
+        msg = _scrub(f"Milvus {what} failed: {exc.message} (code {exc.code})", secret)
+        code = exc.code
+        if code in _TRANSIENT_GRPC or code in (_CONNECT_FAILED, _RATE_LIMIT) or exc.retriable:
+            raise TransientError(msg) from None
+        if code == _COLLECTION_NOT_FOUND or "collection not found" in str(exc.message).lower():
+            raise CollectionNotFound(msg) from None
+        raise ConnectorError(msg) from None
+    except (ConnectionError, TimeoutError) as exc:
+        raise TransientError(_scrub(f"Milvus {what} failed: {exc!r}", secret)) from None
+
+
+def _scrub(message: str, secret: str | None) -> str:
+    return message.replace(secret, "***") if secret else message
+
+
+# -------------------------------------------------------------------------------- the store
+
+@dataclass(frozen=True)
+class _Layout:
+    """Field names of one collection (ours, or one made outside bge-vdb)."""
+
+    pk: str
+    vector: str
+    dim: int
+    text: str | None
+    metadata: str | None
+    typed: str | None
+    content_hash: str | None
+    text_max_bytes: int = TEXT_MAX_BYTES
+
+    def output_fields(self, with_vectors: bool) -> list[str]:
+        names = [self.pk, self.text, self.metadata, self.content_hash]
+        return [n for n in names if n] + ([self.vector] if with_vectors else [])
+
+
+class MilvusStore(VectorStore):
+    """Milvus Lite or a Milvus server, through pymilvus' ``MilvusClient``."""
+
+    scheme: ClassVar[str] = "milvus"
+    max_batch_count: ClassVar[int] = 1000
+    # gRPC messages are capped at 64 MB; metadata travels twice (metadata + metadata_typed).
+    max_batch_bytes: ClassVar[int] = 16 * 1024 * 1024
+    max_metadata_bytes: ClassVar[int | None] = JSON_MAX_BYTES
+
+    def __init__(
+        self,
+        client: MilvusClient,
+        *,
+        location: str = "MilvusClient",
+        index_type: str = "FLAT",
+        timeout: float = 30.0,
+        retry_policy: RetryPolicy = DEFAULT_POLICY,
+        _secret: str | None = None,
+    ) -> None:
+        self._client = client
+        self._location = location
+        self._index_type = index_type
+        self._timeout = timeout
+        self._secret = _secret
+        self.retry_policy = retry_policy
+        self._layouts: dict[str, _Layout] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MilvusStore:
+        """``milvus:///abs/file.db`` or ``milvus://./rel.db`` (Milvus Lite), ``milvus://host:19530``,
+        ``milvus+http(s)://host[:port]`` (servers; ``token=`` or ``MILVUS_TOKEN``, ``db_name=``)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        token = options.pop("token", None) or os.environ.get("MILVUS_TOKEN") or ""
+        db_name = options.pop("db_name", None) or parse_qs(parts.query).get("db_name", [""])[0]
+        policy: RetryPolicy = options.pop("retry_policy", DEFAULT_POLICY)
+        timeout = float(options.pop("timeout", 30.0))
+        index_type = str(options.pop("index_type", "FLAT"))
+        if parts.netloc in ("", ".", "..") and scheme == "milvus":
+            path = parts.netloc + parts.path
+            if not path.endswith(".db"):
+                raise ConfigError(f"a Milvus Lite URL names a file ending in .db, got {url!r}")
+            uri = os.path.abspath(path)
+            location = f"milvus://{uri}"
+        elif parts.hostname:
+            http = "https" if scheme == "milvus+https" else "http"
+            uri = f"{http}://{parts.hostname}:{parts.port or (443 if http == 'https' else 19530)}"
+            location = uri
+        else:
+            raise ConfigError(f"cannot read a Milvus address from {url!r}")
+        if options:
+            raise ConfigError(f"unknown Milvus option(s): {', '.join(sorted(options))}")
+
+        def open_client() -> MilvusClient:
+            with _map_errors(f"connect to {location}", token or None):
+                return MilvusClient(uri=uri, token=token, db_name=db_name, timeout=timeout)
+
+        try:
+            client = call_with_retry(open_client, policy=policy)
+        except TransientError as exc:
+            raise ServerUnreachable(
+                f"cannot reach Milvus at {location} after {policy.attempts} attempt(s): {exc}"
+            ) from None
+        return cls(client, location=location, index_type=index_type,
+                   timeout=timeout, retry_policy=policy, _secret=token or None)
+
+    def __repr__(self) -> str:
+        return f"MilvusStore({self._location!r})"
+
+    def close(self) -> None:
+        with _map_errors("close", self._secret):
+            self._client.close()
+
+    def _do(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a client method under the error map, with a bounded pymilvus-internal retry."""
+        with _map_errors(what, self._secret):
+            return getattr(self._client, method)(*args, timeout=self._timeout, **kwargs)
+
+    # --------------------------------------------------------------------------- collections
+    def list_collections(self) -> list[str]:
+        return sorted(self._do("list collections", "list_collections"))
+
+    def _layout(self, name: str) -> _Layout:
+        layout = self._layouts.get(name)
+        if layout is None:
+            if self.describe_collection(name) is None:
+                raise CollectionNotFound(f"collection {name!r} does not exist in {self!r}")
+            layout = self._layouts[name]
+        return layout
+
+    def describe_collection(self, name: str) -> CollectionSpec | None:
+        if not self._do("has_collection", "has_collection", name):
+            self._layouts.pop(name, None)
+            return None
+        info = self._do(f"describe collection {name!r}", "describe_collection", name)
+        layout = _read_layout(name, info["fields"])
+        index = self._do(f"describe index of {name!r}", "describe_index", name, layout.vector)
+        if not index:
+            raise ConnectorError(
+                f"Milvus collection {name!r} has no index on its vector field {layout.vector!r}; "
+                f"create one with metric_type COSINE to use it with bge-vdb"
+            )
+        metric = str(index.get("metric_type", "")).upper()
+        raw_fp = (info.get("properties") or {}).get(FINGERPRINT_KEY)
+        self._layouts[name] = layout
+        return CollectionSpec(name, layout.dim, _METRICS.get(metric, Distance.OTHER),
+                              json.loads(raw_fp) if raw_fp else None)
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        if self._do("has_collection", "has_collection", spec.name):
+            return
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=spec.dim)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES, nullable=True)
+        schema.add_field("metadata", DataType.JSON)
+        schema.add_field("metadata_typed", DataType.JSON)
+        schema.add_field("content_hash", DataType.VARCHAR, max_length=HASH_MAX_LENGTH, nullable=True)
+        index = self._client.prepare_index_params()
+        index.add_index("vector", index_type=self._index_type, metric_type="COSINE")
+        properties = {FINGERPRINT_KEY: json.dumps(spec.fingerprint)} if spec.fingerprint else {}
+        what = f"create collection {spec.name!r}"
+        self._do(what, "create_collection", spec.name, schema=schema, consistency_level="Strong",
+                 properties=properties)
+        # Not create_collection(index_params=...): it polls the index state with a fixed 0.5 s
+        # sleep. The index of an empty collection is ready at once; load waits for it anyway.
+        self._do(what, "create_index", spec.name, index, sync=False)
+        self._do(what, "load_collection", spec.name)
+        self._layouts.pop(spec.name, None)
+
+    def drop_collection(self, name: str) -> None:
+        self._layouts.pop(name, None)
+        if self._do("has_collection", "has_collection", name):
+            self._do(f"drop collection {name!r}", "drop_collection", name)
+
+    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any] | None) -> None:
+        self._layout(name)
+        if fingerprint:
+            self._do(f"set properties of {name!r}", "alter_collection_properties", name,
+                     properties={FINGERPRINT_KEY: json.dumps(dict(fingerprint))})
+        else:
+            self._do(f"drop properties of {name!r}", "drop_collection_properties", name,
+                     property_keys=[FINGERPRINT_KEY])
+
+    # -------------------------------------------------------------------------------- writes
+    def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
+        layout = self._layout(name)
+        rows: list[dict[str, Any]] = []
+        refused: list[FailedRecord] = []
+        for rec in records:
+            row, why = _to_row(rec, layout)
+            if why:
+                refused.append(FailedRecord(rec.id, why))
+            else:
+                rows.append(row)
+        if rows:
+            self._do(f"upsert into {name!r}", "upsert", name, rows)
+        return refused
+
+    def record_nbytes(self, record: Record) -> int:
+        meta = len(json.dumps(record.metadata, ensure_ascii=False).encode())
+        return super().record_nbytes(record) + meta  # metadata travels twice
+
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        layout = self._layout(name)
+        self._do(f"delete from {name!r}", "delete", name, filter=_ids_expr(layout.pk, ids))
+
+    # --------------------------------------------------------------------------------- reads
+    def _filter(self, layout: _Layout, name: str, where: filters.Node | None) -> str:
+        if where is None:
+            return ""
+        if layout.typed is None or layout.metadata is None:
+            raise UnsupportedFilter(
+                f"Milvus collection {name!r} was not made by bge-vdb (no 'metadata_typed' JSON "
+                f"field), so Milvus cannot evaluate filters on it with bge-vdb's semantics"
+            )
+        return to_expr(where, layout.typed, layout.metadata)
+
+    def query(
+        self, name: str, vector: np.ndarray, k: int, where: filters.Node | None, with_vectors: bool
+    ) -> list[Hit]:
+        layout = self._layout(name)
+        result = self._do(
+            f"search {name!r}", "search", name, data=[np.asarray(vector, dtype=np.float32).tolist()],
+            anns_field=layout.vector, limit=k, filter=self._filter(layout, name, where),
+            output_fields=layout.output_fields(with_vectors), consistency_level="Strong",
+            search_params={"metric_type": "COSINE"},
+        )
+        hits = []
+        for hit in result[0]:
+            rec = _to_record(hit["entity"], layout, with_vectors)
+            # COSINE "distance" in Milvus is the cosine similarity itself: higher is better.
+            hits.append(Hit(rec.id, float(hit["distance"]), rec.text, rec.metadata, rec.vector))
+        return hits
+
+    def fetch_records(self, name: str, ids: Sequence[str], with_vectors: bool) -> list[Record]:
+        layout = self._layout(name)
+        rows = self._do(f"fetch from {name!r}", "query", name, filter=_ids_expr(layout.pk, ids),
+                        output_fields=layout.output_fields(with_vectors), consistency_level="Strong")
+        return [_to_record(row, layout, with_vectors) for row in rows]
+
+    def scroll_page(
+        self, name: str, cursor: Cursor, limit: int, where: filters.Node | None, with_vectors: bool
+    ) -> tuple[list[Record], Cursor]:
+        # Keyset paging on the primary key: `pk > last` with results in primary-key order (the
+        # "iterator" query parameter asks Milvus for that order, as pymilvus' QueryIterator does).
+        layout = self._layout(name)
+        expr = self._filter(layout, name, where)
+        if cursor is not None:
+            after = f"{layout.pk} > {quote(cursor)}"
+            expr = f"{after} and {expr}" if expr else after
+        rows = self._do(f"scroll {name!r}", "query", name, filter=expr, limit=limit, iterator="True",
+                        output_fields=layout.output_fields(with_vectors), consistency_level="Strong")
+        page = sorted((_to_record(row, layout, with_vectors) for row in rows), key=lambda r: r.id)
+        return page, (page[-1].id if len(page) == limit else None)
+
+    def count(self, name: str, where: filters.Node | None = None) -> int:
+        layout = self._layout(name)
+        rows = self._do(f"count {name!r}", "query", name, filter=self._filter(layout, name, where),
+                        output_fields=["count(*)"], consistency_level="Strong")
+        return int(rows[0]["count(*)"])
+
+
+# ------------------------------------------------------------------------------ row helpers
+
+def _read_layout(name: str, fields: Sequence[Mapping[str, Any]]) -> _Layout:
+    by_name = {f["name"]: f for f in fields}
+    pk = next((f for f in fields if f.get("is_primary")), None)
+    vectors = [f for f in fields if f["type"] == DataType.FLOAT_VECTOR]
+    if pk is None or not vectors:
+        raise ConnectorError(f"Milvus collection {name!r} has no primary key or no FLOAT_VECTOR field")
+    if pk["type"] != DataType.VARCHAR:
+        raise ConnectorError(
+            f"Milvus collection {name!r} has a {pk['type'].name} primary key {pk['name']!r}; "
+            f"bge-vdb ids are strings and need a VARCHAR primary key"
+        )
+    vector = by_name["vector"] if "vector" in by_name and by_name["vector"] in vectors else vectors[0]
+
+    def named(field: str, kind: DataType) -> str | None:
+        return field if field in by_name and by_name[field]["type"] == kind else None
+
+    text = named("text", DataType.VARCHAR)
+    text_max = int(by_name[text]["params"].get("max_length", TEXT_MAX_BYTES)) if text else TEXT_MAX_BYTES
+    return _Layout(
+        pk=pk["name"], vector=vector["name"], dim=int(vector["params"]["dim"]), text=text,
+        metadata=named("metadata", DataType.JSON), typed=named("metadata_typed", DataType.JSON),
+        content_hash=named("content_hash", DataType.VARCHAR), text_max_bytes=text_max,
+    )
+
+
+def _ids_expr(pk: str, ids: Sequence[str]) -> str:
+    return f"{pk} in [{', '.join(quote(i) for i in ids)}]"
+
+
+def _to_row(rec: Record, layout: _Layout) -> tuple[dict[str, Any], str | None]:
+    """The Milvus row of a record, or the reason it cannot be stored in this collection."""
+    row: dict[str, Any] = {layout.pk: rec.id, layout.vector: np.asarray(rec.vector, dtype=np.float32).tolist()}
+    if rec.text is not None:
+        size = len(rec.text.encode())
+        if layout.text is None:
+            return row, "collection has no 'text' field to store the text in"
+        if size > layout.text_max_bytes:
+            return row, f"text is {size} bytes in UTF-8, over Milvus's VARCHAR limit of {layout.text_max_bytes}"
+    if layout.text:
+        row[layout.text] = rec.text
+    if layout.metadata:
+        row[layout.metadata] = dict(rec.metadata)
+    elif rec.metadata:
+        return row, "collection has no 'metadata' JSON field to store the metadata in"
+    if layout.typed:
+        typed = typed_leaves(rec.metadata)
+        size = len(json.dumps(typed, ensure_ascii=False).encode())
+        if size > JSON_MAX_BYTES:
+            return row, f"metadata needs {size} bytes of filter index, over Milvus's JSON limit of {JSON_MAX_BYTES}"
+        row[layout.typed] = typed
+    if layout.content_hash:
+        row[layout.content_hash] = rec.content_hash
+    elif rec.content_hash is not None:
+        return row, "collection has no 'content_hash' field"
+    return row, None
+
+
+def _to_record(row: Mapping[str, Any], layout: _Layout, with_vectors: bool) -> Record:
+    meta = row.get(layout.metadata) if layout.metadata else None
+    if isinstance(meta, str):  # some Milvus versions hand JSON back undecoded
+        meta = json.loads(meta)
+    return Record(
+        id=str(row[layout.pk]),
+        vector=np.asarray(row[layout.vector], dtype=np.float32) if with_vectors else None,
+        text=row.get(layout.text) if layout.text else None,
+        metadata=meta or {},
+        content_hash=row.get(layout.content_hash) if layout.content_hash else None,
+    )

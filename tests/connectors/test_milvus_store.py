@@ -1,0 +1,199 @@
+"""Milvus-specific behaviour beyond the conformance suite: URLs, credentials, error mapping,
+unreachable servers, per-record limits and collections made outside bge-vdb."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from bge_vdb import connect
+from bge_vdb.connectors.milvus import MilvusStore, _map_errors
+from bge_vdb.errors import (
+    CollectionNotFound,
+    ConfigError,
+    ConnectorError,
+    ServerUnreachable,
+    TransientError,
+    UnsupportedFilter,
+)
+from bge_vdb.retry import RetryPolicy
+from bge_vdb.types import Record
+from tests.support.milvus_server import server_port
+from tests.support.stores import STORE_FACTORIES
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[MilvusStore]:
+    with STORE_FACTORIES["milvus-lite"](tmp_path) as s:
+        assert isinstance(s, MilvusStore)
+        yield s
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
+
+
+def test_relative_lite_url_resolves_against_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = connect("milvus://./rel.db")
+    try:
+        assert repr(s) == f"MilvusStore('milvus://{tmp_path / 'rel.db'}')"
+        s.collection("c", dim=2).upsert([Record("a", [1, 0])])
+        assert (tmp_path / "rel.db").exists() and s.list_collections() == ["c"]
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("url", ["milvus:///tmp/no-suffix", "milvus://"])
+def test_bad_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError):
+        connect(url)
+
+
+def test_unknown_option_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="colour"):
+        connect(f"milvus://{tmp_path}/x.db", colour="red")
+
+
+def test_unreachable_server_fails_after_bounded_retries_without_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MILVUS_TOKEN", "s3cret-token-from-env")
+    waits: list[float] = []
+    port = closed_port()
+    with pytest.raises(ServerUnreachable) as err:
+        connect(f"milvus://127.0.0.1:{port}", retry_policy=RetryPolicy(attempts=3, sleep=waits.append))
+    assert len(waits) == 2  # three attempts, two waits, none really slept
+    assert f"127.0.0.1:{port}" in str(err.value) and "3 attempt" in str(err.value)
+    assert "s3cret" not in str(err.value) and "s3cret" not in repr(err.value)
+
+
+def test_server_url_token_is_used_but_never_shown() -> None:
+    # Milvus Lite ignores tokens, so this checks the plumbing and that the token stays hidden.
+    s = connect(f"milvus+http://127.0.0.1:{server_port()}", token="root:Milvus-secret")
+    try:
+        assert "secret" not in repr(s) and "secret" not in repr(s.__dict__.get("_location"))
+        assert repr(s) == f"MilvusStore('http://127.0.0.1:{server_port()}')"
+        with pytest.raises(CollectionNotFound) as err:
+            s.collection("absent", create=False)
+        assert "secret" not in str(err.value)
+    finally:
+        s.close()
+
+
+def test_secret_is_scrubbed_from_mapped_errors() -> None:
+    with pytest.raises(ConnectorError) as err, _map_errors("upsert", "tok-123"):
+        raise MilvusException(1100, "bad request with header tok-123")
+    assert "tok-123" not in str(err.value) and "***" in str(err.value)
+
+
+class _RpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return "from the wire"
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (_RpcError(grpc.StatusCode.UNAVAILABLE), TransientError),
+        (_RpcError(grpc.StatusCode.DEADLINE_EXCEEDED), TransientError),
+        (_RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED), TransientError),
+        (_RpcError(grpc.StatusCode.INVALID_ARGUMENT), ConnectorError),
+        (MilvusException(grpc.StatusCode.UNAVAILABLE, "Retry timeout"), TransientError),
+        (MilvusException(2, "Fail connecting to server"), TransientError),
+        (MilvusException(8, "rate limit exceeded"), TransientError),
+        (MilvusException(65535, "busy", retriable=True), TransientError),
+        (MilvusException(100, "collection not found[collection=x]"), CollectionNotFound),
+        (MilvusException(1100, "invalid parameter"), ConnectorError),
+        (ConnectionRefusedError(111, "Connection refused"), TransientError),
+    ],
+)
+def test_error_map(exc: BaseException, kind: type[Exception]) -> None:
+    with pytest.raises((ConnectorError, CollectionNotFound)) as err, _map_errors("query"):
+        raise exc
+    assert type(err.value) is kind and "Milvus query failed" in str(err.value)
+
+
+def test_text_over_the_varchar_limit_is_a_per_record_error(store: MilvusStore) -> None:
+    col = store.collection("t", dim=2)
+    ok_text = "中" * (65535 // 3)  # 65535 bytes in UTF-8: exactly at the limit
+    too_long = "中" * 21846  # fewer characters than the limit, but 65538 bytes
+    res = col.upsert(
+        [Record("ok", [1, 0], ok_text), Record("long", [0, 1], too_long), Record("also", [1, 1], "x")],
+        raise_on_error=False,
+    )
+    assert res.written == 2 and [f.id for f in res.failed] == ["long"]
+    assert "65538 bytes" in res.failed[0].reason and "65535" in res.failed[0].reason
+    assert [r.text for r in col.fetch(["ok"])] == [ok_text]
+
+
+def test_cosine_score_is_similarity(store: MilvusStore) -> None:
+    col = store.collection("s", dim=2)
+    col.upsert([Record("same", [1, 0]), Record("orth", [0, 1]), Record("opp", [-1, 0])])
+    scores = {h.id: h.score for h in col.search([2, 0], k=3)}
+    assert scores == pytest.approx({"same": 1.0, "orth": 0.0, "opp": -1.0}, abs=1e-6)
+
+
+def _native(store: MilvusStore, name: str, pk_type: DataType, metadata: bool = False) -> None:
+    client: MilvusClient = store._client
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    kw: dict[str, Any] = {"max_length": 64} if pk_type == DataType.VARCHAR else {}
+    schema.add_field("pk", pk_type, is_primary=True, **kw)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=3)
+    if metadata:
+        schema.add_field("metadata", DataType.JSON)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="IP")
+    client.create_collection(name, schema=schema, index_params=index)
+
+
+def test_int_primary_key_gives_a_clear_error(store: MilvusStore) -> None:
+    _native(store, "ints", DataType.INT64)
+    with pytest.raises(ConnectorError, match=r"INT64 primary key 'pk'.*VARCHAR"):
+        store.collection("ints", dim=3)
+
+
+def test_inner_product_collection_is_a_metric_mismatch(store: MilvusStore) -> None:
+    from bge_vdb.errors import MetricMismatch
+
+    _native(store, "ip", DataType.VARCHAR)
+    with pytest.raises(MetricMismatch, match="dot"):
+        store.collection("ip", dim=3)
+
+
+def test_filters_on_a_foreign_collection_are_refused_not_guessed(store: MilvusStore) -> None:
+    client: MilvusClient = store._client
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=3)
+    schema.add_field("metadata", DataType.JSON)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("foreign", schema=schema, index_params=index, consistency_level="Strong")
+    col = store.collection("foreign", dim=3)
+    col.upsert([Record("a", [1, 0, 0], None, {"x": 1})])
+    assert [r.metadata for r in col.fetch(["a"])] == [{"x": 1}]
+    with pytest.raises(UnsupportedFilter, match=r"Milvus.*metadata_typed"):
+        col.count(where={"x": 1})
+    with pytest.raises(UnsupportedFilter):
+        col.search(np.ones(3), k=1, where={"x": 1})
+
+
+def test_store_from_an_existing_client(store: MilvusStore) -> None:
+    mine = MilvusStore(client=store._client)
+    assert repr(mine) == "MilvusStore('MilvusClient')"
+    mine.collection("shared", dim=2).upsert([Record("a", [1, 0], "t", {"k": "v"})])
+    assert [r.metadata for r in store.collection("shared", dim=2).fetch(["a"])] == [{"k": "v"}]
