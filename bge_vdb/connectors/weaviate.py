@@ -53,6 +53,7 @@ from weaviate.exceptions import (
 from .. import filters
 from ..errors import (
     CollectionError,
+    CollectionNotFound,
     ConfigError,
     ConnectorError,
     FailedRecord,
@@ -64,12 +65,12 @@ from ..errors import (
 from ..retry import RetryPolicy, call_with_retry
 from ..store import Cursor, VectorStore, stable_uuid
 from ..types import CollectionSpec, Distance, Hit, Record
+from .weaviate_filters import MAX_PROP_NAME, flatten, path_token, translate, typed
 
 VECTOR = "default"
 FIXED_PROPS = ("bge_id", "bge_text", "bge_metadata", "bge_hash", "bge_paths")
 RETURN_PROPS = ["bge_id", "bge_text", "bge_metadata", "bge_hash"]
 ALL = Filter.by_id().not_equal("00000000-0000-0000-0000-000000000000")
-MAX_PROP_NAME = 230
 TRANSIENT_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                   grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
 _DISTANCES = {"cosine": Distance.COSINE, "dot": Distance.DOT, "l2-squared": Distance.EUCLID,
@@ -85,37 +86,6 @@ def class_name(name: str) -> str:
     if len(mapped) > 255:
         raise InputError(f"collection name {name!r} maps to a Weaviate class name over 255 characters")
     return mapped
-
-
-def _escape(segment: str) -> str:
-    # Injective: alphanumerics stay, every other character becomes _<hex>_, and "__" separates
-    # segments (an escape always has at least one hex digit, so "__" cannot start one).
-    return "".join(c if c.isascii() and c.isalnum() else f"_{ord(c):x}_" for c in segment)
-
-
-def path_token(path: Sequence[str]) -> str:
-    return "__".join(_escape(p) for p in path)
-
-
-def _flatten(meta: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    for key, value in meta.items():
-        path = (*prefix, key)
-        if value is None:
-            continue
-        yield path, value
-        if isinstance(value, Mapping):
-            yield from _flatten(value, path)
-
-
-def _typed(value: Any) -> tuple[str, Any] | None:
-    """(property prefix, stored value) of a filterable scalar, None for lists and dicts."""
-    if isinstance(value, bool):
-        return "fb_", value
-    if isinstance(value, str):
-        return "fs_", f"|{value}|"
-    if isinstance(value, (int, float)):
-        return "fn_", float(value)
-    return None
 
 
 class _GrpcTransient(Exception):
@@ -156,10 +126,23 @@ def _map_errors(what: str, retry_after: list[float | None] | None = None) -> Ite
             raise TransientError(f"Weaviate {what}: HTTP {exc.status_code}", retry_after=hint) from None
         raise ConnectorError(f"Weaviate {what}: {exc.message}") from None
     except grpc.RpcError as exc:
-        cls = TransientError if exc.code() in TRANSIENT_GRPC else ConnectorError  # type: ignore[attr-defined]
-        raise cls(f"Weaviate {what}: gRPC {exc.code().name}: {exc.details()}") from None  # type: ignore[attr-defined]
+        code = exc.code()  # type: ignore[attr-defined]
+        cls = TransientError if code in TRANSIENT_GRPC else _missing_or(ConnectorError, code, str(exc.details()))  # type: ignore[attr-defined]
+        raise cls(f"Weaviate {what}: gRPC {code.name}: {exc.details()}") from None  # type: ignore[attr-defined]
     except WeaviateBaseError as exc:
-        raise ConnectorError(f"Weaviate {what}: {exc.message}") from None
+        code = getattr(exc.__cause__ or exc.__context__, "code", lambda: None)()
+        raise _missing_or(ConnectorError, code, exc.message)(f"Weaviate {what}: {exc.message}") from None
+
+
+def _missing_or(default: type[ConnectorError], code: Any, message: str) -> type[Exception]:
+    """CollectionNotFound when the server says the class does not exist (gRPC NOT_FOUND, or the
+    server's "could not find class" text), else ``default``."""
+    text = message.lower()
+    if code == grpc.StatusCode.NOT_FOUND or "could not find class" in text or (
+        "class" in text and "not found" in text
+    ):
+        return CollectionNotFound
+    return default
 
 
 @dataclass
@@ -397,13 +380,13 @@ class WeaviateStore(VectorStore):
             if rec.content_hash is not None:
                 props["bge_hash"] = rec.content_hash
             paths = []
-            for path, value in _flatten(rec.metadata):
+            for path, value in flatten(rec.metadata):
                 paths.append(path_token(path))
-                typed = _typed(value)
-                prop = typed and typed[0] + path_token(path)
-                if typed and prop and len(prop) <= MAX_PROP_NAME:
-                    props[prop] = typed[1]
-                    needed[prop] = typed[0]
+                kind = typed(value)
+                prop = kind and kind[0] + path_token(path)
+                if kind and prop and len(prop) <= MAX_PROP_NAME:
+                    props[prop] = kind[1]
+                    needed[prop] = kind[0]
             if paths:
                 props["bge_paths"] = paths
             vector = [float(x) for x in np.asarray(rec.vector, dtype=np.float32)]
@@ -459,43 +442,7 @@ class WeaviateStore(VectorStore):
                 info.props |= self._props(cls, refresh=True).props
             return prop in info.props
 
-        def eq(path: tuple[str, ...], value: Any) -> Any:
-            prefix, stored = _typed(value)  # type: ignore[misc]
-            prop = prefix + path_token(path)
-            if len(prop) > MAX_PROP_NAME:
-                raise UnsupportedFilter(f"metadata key {'.'.join(path)!r} is too long to filter on in Weaviate")
-            return Filter.by_property(prop).equal(stored) if has(prop) else False
-
-        def tr(n: filters.Node) -> Any:
-            if isinstance(n, (filters.And, filters.Or)):
-                parts = [tr(c) for c in n.children]
-                neutral = isinstance(n, filters.And)
-                if (not neutral) in parts:
-                    return not neutral
-                parts = [p for p in parts if p is not neutral]
-                if not parts:
-                    return neutral
-                return parts[0] if len(parts) == 1 else (Filter.all_of if neutral else Filter.any_of)(parts)
-            if isinstance(n, filters.Not):
-                inner = tr(n.child)
-                return (not inner) if isinstance(inner, bool) else Filter.not_(inner)
-            if n.op == "exists":
-                found = Filter.by_property("bge_paths").contains_any([path_token(n.key)])
-                return found if n.value else Filter.not_(found)
-            if n.op in ("eq", "ne"):
-                cond = eq(n.key, n.value)
-                return tr(filters.Not(filters.Cmp(n.key, "eq", n.value))) if n.op == "ne" else cond
-            if n.op in ("in", "nin"):
-                any_of = filters.Or(tuple(filters.Cmp(n.key, "eq", v) for v in n.value))
-                return tr(any_of if n.op == "in" else filters.Not(any_of))
-            prop = "fn_" + path_token(n.key)
-            if not has(prop):
-                return False
-            by = Filter.by_property(prop)
-            ops = {"gt": by.greater_than, "gte": by.greater_or_equal, "lt": by.less_than, "lte": by.less_or_equal}
-            return ops[n.op](float(n.value))
-
-        return tr(node)
+        return translate(node, has)
 
     def _record(self, obj: Any, with_vectors: bool) -> Record:
         p = obj.properties
