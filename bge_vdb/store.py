@@ -31,6 +31,7 @@ from .errors import (
     InputError,
     MetricMismatch,
     MissingExtra,
+    ModelError,
     TransientError,
     WriteError,
 )
@@ -141,7 +142,7 @@ class VectorStore(ABC):
         text = len((record.text or "").encode())
         return 4 * dim + meta + text + len(record.id.encode()) + 64
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook, not an abstract primitive)
         """Release the client. The default does nothing."""
 
     # --------------------------------------------------------------------- public conveniences
@@ -224,13 +225,13 @@ def check_spec(
             f"collection {spec.name!r} holds {spec.dim}-d vectors but {dim}-d were asked for"
             + (f" (embedder {embedder.fingerprint.get('model')!r})" if embedder is not None else "")
         )
-    if check_fingerprint and embedder is not None and spec.fingerprint:
-        if fingerprint_digest(spec.fingerprint) != fingerprint_digest(embedder.fingerprint):
-            raise FingerprintMismatch(
-                f"collection {spec.name!r} was written by {describe_fingerprint(spec.fingerprint)}, "
-                f"not by {describe_fingerprint(embedder.fingerprint)}; vectors of different models "
-                f"are not comparable. Re-embed into a new collection, or pass check_fingerprint=False."
-            )
+    if (check_fingerprint and embedder is not None and spec.fingerprint
+            and fingerprint_digest(spec.fingerprint) != fingerprint_digest(embedder.fingerprint)):
+        raise FingerprintMismatch(
+            f"collection {spec.name!r} was written by {describe_fingerprint(spec.fingerprint)}, "
+            f"not by {describe_fingerprint(embedder.fingerprint)}; vectors of different models "
+            f"are not comparable. Re-embed into a new collection, or pass check_fingerprint=False."
+        )
 
 
 def describe_fingerprint(fp: Mapping[str, Any]) -> str:
@@ -264,6 +265,7 @@ def check_metadata(value: Any, where: str, max_bytes: int | None = None) -> dict
     for key in value:
         if not isinstance(key, str) or not key:
             raise InputError(f"{where}: metadata keys must be non-empty strings, got {key!r}")
+    _check_nested_keys(value, where)
     if max_bytes is not None and len(blob.encode()) > max_bytes:
         raise InputError(
             f"{where}: metadata is {len(blob.encode())} bytes serialized, over this database's "
@@ -271,6 +273,18 @@ def check_metadata(value: Any, where: str, max_bytes: int | None = None) -> dict
         )
     # A JSON round trip gives every connector the same plain types (tuples become lists).
     return dict(json.loads(blob))
+
+
+def _check_nested_keys(value: Any, where: str, path: str = "metadata") -> None:
+    """json.dumps would silently turn a nested key 1 into "1": refuse it instead."""
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            if not isinstance(key, str):
+                raise InputError(f"{where}: {path} has a non-string key {key!r} (JSON keys are strings)")
+            _check_nested_keys(sub, where, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, sub in enumerate(value):
+            _check_nested_keys(sub, where, f"{path}[{i}]")
 
 
 def check_text(value: Any, where: str) -> str:
@@ -299,9 +313,12 @@ def check_vector(value: Any, dim: int, where: str) -> np.ndarray:
         raise DimensionMismatch(f"{where}: vector has {arr.shape[0]} numbers, the collection needs {dim}")
     if not np.all(np.isfinite(arr)):
         raise InputError(f"{where}: vector contains NaN or infinity")
-    norm = float(np.linalg.norm(arr))
-    if norm == 0.0 or not math.isfinite(norm):
+    with np.errstate(over="ignore"):
+        norm = float(np.linalg.norm(arr))
+    if norm == 0.0:
         raise InputError(f"{where}: vector is all zeros (cosine is undefined)")
+    if not math.isfinite(norm):
+        raise InputError(f"{where}: vector is too large to normalize (its norm overflows)")
     return (arr / norm).astype(np.float32)
 
 
@@ -362,7 +379,7 @@ class Collection:
         for i, item in enumerate(items):
             try:
                 rec_or_doc = self._validate(item, i)
-            except InputError as exc:
+            except (InputError, DimensionMismatch) as exc:  # a wrong-length vector is bad input too
                 if on_invalid == "raise":
                     raise
                 item_id = getattr(item, "id", None)
@@ -382,7 +399,9 @@ class Collection:
             for start in range(0, len(to_embed), embed_batch_size):
                 chunk = to_embed[start : start + embed_batch_size]
                 vectors = self.embedder.embed_documents([d.text for _, d in chunk])
-                for (key, doc), vec in zip(chunk, vectors):
+                if len(vectors) != len(chunk):  # zip would silently drop documents
+                    raise ModelError(f"the embedder returned {len(vectors)} vectors for {len(chunk)} texts")
+                for (key, doc), vec in zip(chunk, vectors, strict=True):
                     prepared[key] = Record(
                         id=doc.id, vector=check_vector(vec, self.dim, f"document {doc.id!r}"),
                         text=doc.text, metadata=doc.metadata,

@@ -1,0 +1,384 @@
+"""Qdrant connector: local mode (a directory or in memory) and servers over HTTP(S) or gRPC.
+
+Layout of a point (Qdrant ids must be UUIDs or integers, so user ids are mapped)::
+
+    id       = stable_uuid(user_id)                   # uuid5 in bge-vdb's namespace
+    payload  = {"_id": user_id, "text": ..., "_hash": content_hash,
+                "_meta": "<metadata as JSON text>",   # exact round trip (1 stays int, 1.0 float)
+                "metadata": {...}}                     # the copy filters run on (see _filterable)
+
+The embedder fingerprint lives in the collection's own metadata (``bge_vdb_fingerprint``), so
+it is never a point. Filters translate to a Qdrant ``Filter`` on ``metadata.<path>`` with the
+exact semantics of :func:`bge_vdb.filters.matches`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from .. import filters
+from ..errors import (
+    BgeVdbError,
+    CollectionError,
+    CollectionNotFound,
+    ConfigError,
+    ConnectorError,
+    FailedRecord,
+    ServerUnreachable,
+    TransientError,
+    UnsupportedFilter,
+)
+from ..retry import RetryPolicy
+from ..store import Cursor, VectorStore, stable_uuid
+from ..types import CollectionSpec, Distance, Hit, Record
+
+FINGERPRINT_KEY = "bge_vdb_fingerprint"
+# In the filterable copy of metadata a list becomes this marker object: Qdrant matches a list
+# field if ANY element matches, and walks into lists of objects, but in our filter language a
+# list never equals a scalar and a dotted path never enters a list.
+LIST_MARKER = "__bge_vdb_list__"
+
+_DISTANCES = {
+    models.Distance.COSINE: Distance.COSINE,
+    models.Distance.DOT: Distance.DOT,
+    models.Distance.EUCLID: Distance.EUCLID,
+    models.Distance.MANHATTAN: Distance.MANHATTAN,
+}
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TRANSIENT_GRPC = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+
+
+def _filterable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _filterable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return {LIST_MARKER: True}
+    return value
+
+
+class QdrantStore(VectorStore):
+    """Qdrant through ``qdrant-client``; build it with :meth:`from_url` or around your own client."""
+
+    scheme: ClassVar[str] = "qdrant"
+    max_batch_count: ClassVar[int] = 256
+    # Qdrant's server refuses requests over 32 MiB by default; JSON floats take ~10 bytes each.
+    max_batch_bytes: ClassVar[int] = 8 * 1024 * 1024
+
+    def __init__(self, client: QdrantClient, *, where: str | None = None, owns_client: bool = False,
+                 retry_policy: RetryPolicy | None = None) -> None:
+        self._client = client
+        self._where = where or "a user-supplied QdrantClient"
+        self._owns_client = owns_client
+        if retry_policy is not None:
+            self.retry_policy = retry_policy
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> QdrantStore:
+        """``qdrant:///abs/dir``, ``qdrant://./rel/dir``, ``qdrant://:memory:``,
+        ``qdrant+http://host:6333``, ``qdrant+https://host`` (key: ``api_key=`` or
+        ``QDRANT_API_KEY``). ``?timeout=10&prefer_grpc=true`` and keyword options go to the client."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        policy = options.pop("retry_policy", None)
+        query = dict(parse_qsl(parts.query))
+        if "timeout" in query:
+            options.setdefault("timeout", int(float(query.pop("timeout"))))
+        if "prefer_grpc" in query:
+            options.setdefault("prefer_grpc", query.pop("prefer_grpc").lower() in ("1", "true", "yes"))
+        if query:
+            raise ConfigError(f"unknown option(s) in the Qdrant URL: {', '.join(sorted(query))}")
+        if scheme == "qdrant":
+            if parts.netloc == ":memory:":
+                return cls(QdrantClient(location=":memory:", **options), where=":memory:", owns_client=True,
+                           retry_policy=policy)
+            if parts.netloc in ("", ".", ".."):
+                path = parts.netloc + parts.path
+                if not parts.path.strip("/"):
+                    raise ConfigError(f"no directory in {url!r}; write qdrant:///abs/dir or qdrant://./rel/dir")
+                try:
+                    client = QdrantClient(path=path, **options)
+                except RuntimeError as exc:  # the directory is locked by another client
+                    raise ConnectorError(
+                        f"{exc} Close the other store first (store.close() or a `with` block)."
+                    ) from exc
+                return cls(client, where=path, owns_client=True, retry_policy=policy)
+            raise ConfigError(
+                f"{url!r}: qdrant:// is local mode (qdrant:///abs/dir, qdrant://./rel/dir, "
+                f"qdrant://:memory:); for a server write qdrant+http://{parts.netloc} or qdrant+https://..."
+            )
+        if scheme in ("qdrant+http", "qdrant+https"):
+            if not parts.hostname:
+                raise ConfigError(f"no host in {url!r}")
+            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+            base = f"{scheme.split('+')[1]}://{host}"
+            if parts.port:
+                base += f":{parts.port}"
+            api_key = options.pop("api_key", None) or os.environ.get("QDRANT_API_KEY") or None
+            # No version probe at construction: an unreachable server shows on the first call,
+            # where the retry policy and error mapping apply.
+            options.setdefault("check_compatibility", False)
+            client = QdrantClient(url=base + parts.path.rstrip("/"), api_key=api_key, **options)
+            return cls(client, where=base, owns_client=True, retry_policy=policy)
+        raise ConfigError(f"QdrantStore cannot open {scheme!r} URLs")
+
+    def __repr__(self) -> str:  # never shows an api key: _where is built without one
+        return f"QdrantStore({self._where!r})"
+
+    def close(self) -> None:
+        # Local mode locks its directory: one client per path until this releases it.
+        if self._owns_client:
+            self._client.close()
+
+    # ----------------------------------------------------------------------------- errors
+    @contextmanager
+    def _map_errors(self, action: str) -> Iterator[None]:
+        """The one place where qdrant-client, httpx and gRPC exceptions become ours."""
+        import httpx  # a dependency of qdrant-client
+
+        def msg(exc: BaseException) -> str:
+            return f"Qdrant ({self._where}) {action} failed: {type(exc).__name__}: {exc}"
+
+        try:
+            yield
+        except BgeVdbError:
+            raise
+        except ResourceExhaustedResponse as exc:
+            raise TransientError(msg(exc), retry_after=float(exc.retry_after_s)) from exc
+        except UnexpectedResponse as exc:
+            code = exc.status_code or 0
+            if code == 429 or code >= 500:
+                hint = exc.headers.get("Retry-After") if exc.headers is not None else None
+                retry_after = float(hint) if hint and hint.replace(".", "", 1).isdigit() else None
+                raise TransientError(msg(exc), retry_after=retry_after) from exc
+            if code == 404:
+                raise CollectionNotFound(msg(exc)) from exc
+            raise ConnectorError(msg(exc)) from exc
+        except (ResponseHandlingException, httpx.TransportError) as exc:
+            source = getattr(exc, "source", exc)
+            if isinstance(source, httpx.ConnectError):
+                raise ServerUnreachable(f"cannot reach the Qdrant server at {self._where}: {source}") from exc
+            if isinstance(source, httpx.TransportError):  # timeouts, resets, protocol errors
+                raise TransientError(msg(source)) from exc
+            raise ConnectorError(msg(source)) from exc
+        except Exception as exc:
+            rpc_status = getattr(exc, "code", None)  # grpc.RpcError has code() -> StatusCode
+            if callable(rpc_status) and getattr(rpc_status(), "name", None) in _TRANSIENT_GRPC:
+                raise TransientError(msg(exc)) from exc
+            if isinstance(exc, ValueError) and "not found" in str(exc):  # local mode
+                raise CollectionNotFound(msg(exc)) from exc
+            raise ConnectorError(msg(exc)) from exc
+
+    # ------------------------------------------------------------------------ collections
+    def list_collections(self) -> list[str]:
+        with self._map_errors("listing collections"):
+            return sorted(c.name for c in self._client.get_collections().collections)
+
+    def describe_collection(self, name: str) -> CollectionSpec | None:
+        with self._map_errors(f"describing collection {name!r}"):
+            if not self._client.collection_exists(name):
+                return None
+            info = self._client.get_collection(name)
+        params = info.config.params.vectors
+        if not isinstance(params, models.VectorParams):
+            raise CollectionError(
+                f"Qdrant collection {name!r} has named vectors ({', '.join(params or {})}); "
+                f"bge-vdb works with one unnamed vector per point"
+            )
+        meta = info.config.metadata or {}
+        raw_fp = meta.get(FINGERPRINT_KEY)
+        fingerprint = json.loads(raw_fp) if isinstance(raw_fp, str) else None
+        return CollectionSpec(name, params.size, _DISTANCES.get(params.distance, Distance.OTHER), fingerprint)
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        metadata = {FINGERPRINT_KEY: json.dumps(dict(spec.fingerprint), default=str)} if spec.fingerprint else None
+        with self._map_errors(f"creating collection {spec.name!r}"):
+            if self._client.collection_exists(spec.name):
+                return
+            self._client.create_collection(
+                spec.name,
+                vectors_config=models.VectorParams(size=spec.dim, distance=models.Distance.COSINE),
+                metadata=metadata,
+            )
+
+    def drop_collection(self, name: str) -> None:
+        with self._map_errors(f"dropping collection {name!r}"):
+            self._client.delete_collection(name)
+
+    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any] | None) -> None:
+        # Collection metadata is merged key by key and a null removes the key.
+        value = json.dumps(dict(fingerprint), default=str) if fingerprint else None
+        with self._map_errors(f"storing the fingerprint of {name!r}"):
+            if not self._client.collection_exists(name):
+                raise CollectionNotFound(f"collection {name!r} does not exist")
+            self._client.update_collection(name, metadata={FINGERPRINT_KEY: value})
+
+    # ------------------------------------------------------------------------------ points
+    def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
+        points = [
+            models.PointStruct(
+                id=stable_uuid(r.id),
+                vector=np.asarray(r.vector, dtype=np.float32).tolist(),
+                payload={
+                    "_id": r.id, "text": r.text, "_hash": r.content_hash,
+                    "_meta": json.dumps(dict(r.metadata), ensure_ascii=False),
+                    "metadata": _filterable(dict(r.metadata)),
+                },
+            )
+            for r in records
+        ]
+        with self._map_errors(f"writing {len(points)} points to {name!r}"):
+            self._client.upsert(name, points=points, wait=True)
+        return []
+
+    @staticmethod
+    def _decode(point: Any, with_vectors: bool) -> Record:
+        payload = point.payload or {}
+        if "_meta" in payload:
+            metadata = json.loads(payload["_meta"])
+        else:  # a point written by another tool: its payload minus the usual text keys
+            metadata = payload.get("metadata")
+            if not isinstance(metadata, dict):
+                metadata = {k: v for k, v in payload.items() if k not in ("_id", "text", "page_content")}
+        text = payload.get("text", payload.get("page_content"))
+        vector = None
+        if with_vectors and point.vector is not None:
+            vector = np.asarray(point.vector, dtype=np.float32)
+        return Record(id=str(payload.get("_id", point.id)), vector=vector,
+                      text=text if isinstance(text, str) else None,
+                      metadata=metadata, content_hash=payload.get("_hash"))
+
+    @staticmethod
+    def _point_ids(ids: Sequence[str]) -> list[Any]:
+        """Our uuid5 of each id, plus the id itself when it is a valid Qdrant id, so points
+        written by other tools (with their own UUID or integer ids) can be fetched and deleted."""
+        out: list[Any] = [stable_uuid(i) for i in ids]
+        for i in ids:
+            if i.isdigit() and int(i) < 2**64:
+                out.append(int(i))
+            elif re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", i):
+                out.append(i.lower())
+        return list(dict.fromkeys(out))
+
+    def query(
+        self, name: str, vector: np.ndarray, k: int, where: filters.Node | None, with_vectors: bool
+    ) -> list[Hit]:
+        flt = to_qdrant_filter(where)
+        with self._map_errors(f"searching {name!r}"):
+            points = self._client.query_points(
+                name, query=np.asarray(vector, dtype=np.float32).tolist(), limit=k, query_filter=flt,
+                with_payload=True, with_vectors=with_vectors,
+            ).points
+        hits = []
+        for p in points:
+            rec = self._decode(p, with_vectors)
+            hits.append(Hit(id=rec.id, score=float(p.score), text=rec.text, metadata=rec.metadata, vector=rec.vector))
+        return hits
+
+    def fetch_records(self, name: str, ids: Sequence[str], with_vectors: bool) -> list[Record]:
+        wanted = set(ids)
+        with self._map_errors(f"fetching from {name!r}"):
+            points = self._client.retrieve(
+                name, ids=self._point_ids(ids), with_payload=True, with_vectors=with_vectors
+            )
+        records = [self._decode(p, with_vectors) for p in points]
+        return [r for r in records if r.id in wanted]
+
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        point_ids: list[Any] = [stable_uuid(i) for i in ids]
+        ours = set(point_ids)
+        raw = [p for p in self._point_ids(ids) if p not in ours]
+        with self._map_errors(f"deleting from {name!r}"):
+            if raw:  # a raw UUID/int id is deleted only if it is a point written by another tool
+                found = self._client.retrieve(name, ids=raw, with_payload=["_id"], with_vectors=False)
+                point_ids += [p.id for p in found if "_id" not in (p.payload or {})]
+            self._client.delete(name, points_selector=models.PointIdsList(points=point_ids), wait=True)
+
+    def delete_where(self, name: str, where: filters.Node) -> int:
+        flt = to_qdrant_filter(where)
+        assert flt is not None  # Collection.delete never passes an empty filter here
+        with self._map_errors(f"deleting by filter from {name!r}"):
+            n = self._client.count(name, count_filter=flt, exact=True).count
+            self._client.delete(name, points_selector=models.FilterSelector(filter=flt), wait=True)
+        return int(n)
+
+    def scroll_page(
+        self, name: str, cursor: Cursor, limit: int, where: filters.Node | None, with_vectors: bool
+    ) -> tuple[list[Record], Cursor]:
+        # Qdrant scrolls in point-id order and hands back the next id: a stable cursor.
+        with self._map_errors(f"scrolling {name!r}"):
+            points, nxt = self._client.scroll(
+                name, scroll_filter=to_qdrant_filter(where), limit=limit, offset=cursor,
+                with_payload=True, with_vectors=with_vectors,
+            )
+        return [self._decode(p, with_vectors) for p in points], nxt
+
+    def count(self, name: str, where: filters.Node | None = None) -> int:
+        with self._map_errors(f"counting {name!r}"):
+            return int(self._client.count(name, count_filter=to_qdrant_filter(where), exact=True).count)
+
+
+# ------------------------------------------------------------------------------- filters
+
+def _key(path: tuple[str, ...]) -> str:
+    parts = ["metadata"]
+    for seg in path:
+        if _PLAIN_KEY.fullmatch(seg):
+            parts.append(seg)
+        elif '"' in seg:
+            raise UnsupportedFilter(f"Qdrant cannot filter on a metadata key containing '\"': {seg!r}")
+        else:
+            parts.append(f'"{seg}"')
+    return ".".join(parts)
+
+
+def _equals(key: str, value: Any) -> models.Condition:
+    if isinstance(value, (bool, str)):
+        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+    # Numbers: a range, so 2020 matches 2020.0 as in filters.matches (Qdrant's exact match keeps
+    # int and float apart); a range never matches a bool.
+    return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
+
+
+def _condition(node: filters.Node) -> models.Condition:
+    if isinstance(node, filters.And):
+        return models.Filter(must=[_condition(c) for c in node.children])
+    if isinstance(node, filters.Or):
+        return models.Filter(should=[_condition(c) for c in node.children])
+    if isinstance(node, filters.Not):
+        return models.Filter(must_not=[_condition(node.child)])
+    key = _key(node.key)
+    op, value = node.op, node.value
+    if op == "eq":
+        return _equals(key, value)
+    if op == "ne":
+        return models.Filter(must_not=[_equals(key, value)])
+    if op == "in":
+        return models.Filter(should=[_equals(key, v) for v in value])
+    if op == "nin":
+        return models.Filter(must_not=[_equals(key, v) for v in value])
+    if op == "exists":
+        # IsEmpty: missing or null ([] cannot occur: lists are markers in the filterable copy).
+        empty = models.IsEmptyCondition(is_empty=models.PayloadField(key=key))
+        return models.Filter(must_not=[empty]) if value else empty
+    return models.FieldCondition(key=key, range=models.Range(**{op: value}))
+
+
+def to_qdrant_filter(where: filters.Node | None) -> models.Filter | None:
+    """Translate the filter AST into a Qdrant ``Filter`` with the semantics of filters.matches."""
+    if where is None:
+        return None
+    cond = _condition(where)
+    return cond if isinstance(cond, models.Filter) else models.Filter(must=[cond])
