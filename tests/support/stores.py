@@ -32,3 +32,66 @@ def register(name: str) -> Callable[[StoreFactory], StoreFactory]:
 @contextmanager
 def memory_store(tmp: Path) -> Iterator[VectorStore]:
     yield MemoryStore()
+
+
+@register("milvus-lite")
+@contextmanager
+def milvus_lite_store(tmp: Path) -> Iterator[VectorStore]:
+    """Milvus Lite on a fresh file: ``milvus:///<tmp>/milvus.db``."""
+    from tests.support.milvus_server import milvus_lite_store as lite
+
+    with lite(tmp) as store:
+        yield store
+
+
+@register("milvus-server")
+@contextmanager
+def milvus_server_store(tmp: Path) -> Iterator[VectorStore]:
+    """Milvus Lite served on a loopback port (``milvus-lite server``), shared by the process,
+    reached through ``milvus://127.0.0.1:PORT``; emptied before each use."""
+    from tests.support.milvus_server import milvus_server_store as served
+
+    with served() as store:
+        yield store
+
+
+@register("qdrant-memory")
+@contextmanager
+def qdrant_memory_store(tmp: Path) -> Iterator[VectorStore]:
+    from bge_vdb.store import connect
+
+    with connect("qdrant://:memory:") as store:
+        yield store
+
+
+@register("qdrant-local")
+@contextmanager
+def qdrant_local_store(tmp: Path) -> Iterator[VectorStore]:
+    from bge_vdb.store import connect
+
+    with connect(f"qdrant://{tmp / 'qdrant'}") as store:
+        yield store
+
+
+@register("weaviate-fake")
+@contextmanager
+def weaviate_fake_store(tmp: Path) -> Iterator[VectorStore]:
+    """The real weaviate-client against the wire-level fake (tests/fakes/weaviate_server.py),
+    shared by the process and emptied before each use."""
+    from bge_vdb.store import connect
+    from tests.fakes.weaviate_server import running_weaviate_fake
+
+    with running_weaviate_fake() as fake, connect(fake.url) as store:
+        yield store
+
+
+@register("pinecone-fake")
+@contextmanager
+def pinecone_fake_store(tmp: Path) -> Iterator[VectorStore]:
+    """Pinecone through the real SDK against the wire-level fake (tests/fakes/pinecone_server.py),
+    started once per process and emptied before each use; index-readiness polls do not sleep."""
+    from bge_vdb.store import connect
+    from tests.fakes.pinecone_server import running_pinecone_fake
+
+    with running_pinecone_fake() as fake, connect(fake.url, sleep=lambda s: None) as store:
+        yield store
