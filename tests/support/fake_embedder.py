@@ -65,3 +65,18 @@ class HashEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return np.stack([self.embed_query(t) for t in texts]) if texts else np.zeros((0, self._dim), np.float32)
+
+    def split_text(self, text: str, *, window: int | None = None, overlap: int = 32) -> list[str]:
+        """Token windows with ``overlap`` (words are this embedder's tokens), like Embedder.split_text.
+
+        ``window`` counts content tokens; by default it is ``max_length`` minus the 2 special tokens.
+        """
+        words = text.split()
+        size = window if window is not None else self.max_length - 2
+        if size < 1 or not 0 <= overlap < size:
+            raise ValueError(f"need window >= 1 and 0 <= overlap < window, got {size} and {overlap}")
+        if len(words) <= size:
+            return [text]
+        step = size - overlap
+        starts = range(0, max(len(words) - overlap, 1), step)
+        return [" ".join(words[s : s + size]) for s in starts]
