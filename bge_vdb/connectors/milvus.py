@@ -103,6 +103,10 @@ class _Layout:
         return [n for n in names if n] + ([self.vector] if with_vectors else [])
 
 
+# Open MilvusStores per Milvus Lite file in this process (see MilvusStore.close).
+_LITE_USERS: dict[str, int] = {}
+
+
 class MilvusStore(VectorStore):
     """Milvus Lite or a Milvus server, through pymilvus' ``MilvusClient``."""
 
@@ -121,8 +125,12 @@ class MilvusStore(VectorStore):
         timeout: float = 30.0,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
         _secret: str | None = None,
+        _lite_file: str | None = None,
     ) -> None:
         self._client = client
+        self._lite_file = _lite_file
+        if _lite_file:
+            _LITE_USERS[_lite_file] = _LITE_USERS.get(_lite_file, 0) + 1
         self._location = location
         self._index_type = index_type
         self._timeout = timeout
@@ -166,8 +174,9 @@ class MilvusStore(VectorStore):
             raise ServerUnreachable(
                 f"cannot reach Milvus at {location} after {policy.attempts} attempt(s): {exc}"
             ) from None
+        lite_file = uri if uri.endswith(".db") else None
         return cls(client, location=location, index_type=index_type,
-                   timeout=timeout, retry_policy=policy, _secret=token or None)
+                   timeout=timeout, retry_policy=policy, _secret=token or None, _lite_file=lite_file)
 
     def __repr__(self) -> str:
         return f"MilvusStore({self._location!r})"
@@ -175,6 +184,17 @@ class MilvusStore(VectorStore):
     def close(self) -> None:
         with _map_errors("close", self._secret):
             self._client.close()
+        lite, self._lite_file = self._lite_file, None
+        if lite and _LITE_USERS.get(lite, 0) <= 1:
+            # pymilvus keeps the in-process Milvus Lite engine (and its file lock) until exit;
+            # release it when the last store on this file closes, so another process (the next
+            # run of a job, a crash-recovery re-run) can open the file.
+            _LITE_USERS.pop(lite, None)
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(lite)
+        elif lite:
+            _LITE_USERS[lite] -= 1
 
     def _do(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a client method under the error map, with a bounded pymilvus-internal retry."""
@@ -207,6 +227,10 @@ class MilvusStore(VectorStore):
             )
         metric = str(index.get("metric_type", "")).upper()
         raw_fp = (info.get("properties") or {}).get(FINGERPRINT_KEY)
+        if name not in self._layouts:
+            # A persisted collection opened by a new process starts "released": load it once
+            # per process (a no-op when another client already loaded it).
+            self._do(f"load collection {name!r}", "load_collection", name)
         self._layouts[name] = layout
         return CollectionSpec(name, layout.dim, _METRICS.get(metric, Distance.OTHER),
                               json.loads(raw_fp) if raw_fp else None)

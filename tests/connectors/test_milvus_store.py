@@ -197,3 +197,44 @@ def test_store_from_an_existing_client(store: MilvusStore) -> None:
     assert repr(mine) == "MilvusStore('MilvusClient')"
     mine.collection("shared", dim=2).upsert([Record("a", [1, 0], "t", {"k": "v"})])
     assert [r.metadata for r in store.collection("shared", dim=2).fetch(["a"])] == [{"k": "v"}]
+
+
+def test_persisted_collection_reopened_by_another_process_is_readable(tmp_path) -> None:
+    """A Milvus Lite file written by one process opens 'released' in the next: it must be loaded."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "reopen.db"
+    script = (
+        "from bge_vdb import connect, Record\n"
+        f"s = connect('milvus://{db}')\n"
+        "c = s.collection('c', dim=3)\n"
+        "c.upsert([Record('a', [1, 0, 0], text='x')])\n"
+        "s.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    from bge_vdb import connect
+
+    with connect(f"milvus://{db}") as store:
+        col = store.collection("c", dim=3)
+        assert col.count() == 1
+        assert [h.id for h in col.search([1, 0, 0], k=1)] == ["a"]
+
+
+def test_close_releases_the_lite_file_for_another_process(tmp_path) -> None:
+    """pymilvus keeps the Lite engine and its file lock until exit unless the store releases it."""
+    import subprocess
+    import sys
+
+    from bge_vdb import Record, connect
+
+    db = tmp_path / "handoff.db"
+    first, second = connect(f"milvus://{db}"), connect(f"milvus://{db}")
+    first.collection("c", dim=3).upsert([Record("a", [0, 1, 0])])
+    first.close()  # the second store still uses the file: it must keep working
+    assert second.collection("c", dim=3).count() == 1
+    second.close()
+    script = f"from bge_vdb import connect; print(connect('milvus://{db}').collection('c', dim=3).count())"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "1"

@@ -157,12 +157,7 @@ def _snapshot(url: str) -> dict[str, tuple[str | None, np.ndarray]]:
         return {r.id: (r.content_hash, np.asarray(r.vector)) for p in col.scroll(500, with_vectors=True) for r in p}
 
 
-@pytest.mark.parametrize("kind", [
-    "qdrant",
-    pytest.param("milvus", marks=pytest.mark.xfail(
-        reason="milvus connector does not load() a persisted collection reopened by another "
-               "process ('released' state); reported to the connector owner", strict=False)),
-])
+@pytest.mark.parametrize("kind", ["qdrant", "milvus"])
 def test_killed_sync_resumes_to_exactly_a_clean_sync(kind: str, tmp_path: Path) -> None:
     def url(name: str) -> str:
         return f"qdrant://{tmp_path / name}" if kind == "qdrant" else f"milvus://{tmp_path / name}.db"
