@@ -1,0 +1,145 @@
+"""PyTorch backend: transformers ``AutoModel`` in inference mode with SDPA attention.
+
+Weights load from safetensors only and ``trust_remote_code`` stays off. On CPUs with native
+bf16 matmuls (AVX-512 BF16 / AMX) ``precision="auto"`` runs under bf16 autocast; see
+``cpu_has_bf16`` and the README's performance section for the accuracy this keeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, MissingExtra, ModelError
+from .base import Backend, TokenBatch, default_threads
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU flags list native bf16 matmul support (avx512_bf16 or amx_bf16)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[-1].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
+def resolve_precision(precision: str, device: str, *, cpuinfo: str | None = None) -> str:
+    """The precision to run: "auto" becomes bf16 on capable CPUs / GPUs, fp32 otherwise."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision != "auto":
+        if precision == "fp16" and device.startswith("cpu"):
+            raise ConfigError("precision='fp16' is for GPUs; on CPU use 'bf16' or 'fp32'")
+        return precision
+    if device.startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if device.startswith("cpu") and cpu_has_bf16(cpuinfo) else "fp32"
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
+                 precision: str = "auto") -> None:
+        try:
+            import torch
+            from transformers import AutoModel
+        except ImportError as exc:
+            raise MissingExtra(exc.name or "torch", "torch", "the torch backend") from exc
+        self._torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = resolve_precision(precision, self.device)
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be >= 1, not {threads}")
+        if self.device == "cpu":
+            torch.set_num_threads(threads or default_threads())
+        try:
+            model = AutoModel.from_pretrained(
+                str(path), use_safetensors=True, trust_remote_code=False, attn_implementation="sdpa",
+            )
+        except Exception as exc:  # transformers raises OSError/ValueError/...: one clear message
+            raise ModelError(f"cannot load the model in {path} with transformers: {exc}") from exc
+        self.model: Any = model.eval().to(self.device)
+        log.info("torch backend: %s on %s, %s, %d threads", path, self.device, self.precision,
+                 torch.get_num_threads())
+
+    def describe(self) -> str:
+        return f"torch/{self.device}/{self.precision}"
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = self._torch.bfloat16 if self.precision == "bf16" else self._torch.float16
+        return self._torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
+
+    def hidden_states(self, batch: TokenBatch) -> np.ndarray:
+        torch = self._torch
+        inputs = {
+            "input_ids": torch.from_numpy(batch.input_ids).to(self.device),
+            "attention_mask": torch.from_numpy(batch.attention_mask).to(self.device),
+            "token_type_ids": torch.from_numpy(batch.token_type_ids).to(self.device),
+        }
+        with torch.inference_mode(), self._autocast():
+            out = self.model(**inputs).last_hidden_state
+        result: np.ndarray = out.float().cpu().numpy()
+        return result
+
+
+def export_onnx(path: Path, out_file: Path, *, opset: int = 17) -> Path:
+    """Export the model in ``path`` to ONNX (inputs: ids, mask, types; output: last_hidden_state)."""
+    try:
+        import torch
+        from transformers import AutoModel
+    except ImportError as exc:
+        raise MissingExtra(exc.name or "torch", "torch", "exporting a model to ONNX") from exc
+    try:
+        model = AutoModel.from_pretrained(
+            str(path), use_safetensors=True, trust_remote_code=False, attn_implementation="eager",
+        )
+    except Exception as exc:
+        raise ModelError(f"cannot load the model in {path} for ONNX export: {exc}") from exc
+
+    class _LastHidden(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    # A fresh nn.Module starts in training mode: without .eval() dropout is exported live.
+    wrapper = _LastHidden(model).eval()
+    sample = torch.ones((2, 8), dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_name(f".{out_file.name}.{os.getpid()}.tmp")
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    # The legacy (TorchScript) exporter is chosen on purpose: it handles BERT's dynamic axes
+    # reliably; its deprecation and tracer warnings are noise for users, so they are muted.
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper, (sample, sample, torch.zeros_like(sample)), str(tmp), input_names=names,
+            output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=opset, dynamo=False,
+        )
+    tmp.replace(out_file)  # atomic: a concurrent reader never sees half a file
+    return out_file
