@@ -1,0 +1,535 @@
+"""``migrate``: copy a collection between any two stores, resumable and verified.
+
+Built once on the public :class:`~bge_vdb.store.Collection` interface, so it works between every
+pair of connectors. Source pages are streamed with ``scroll``; a reader thread prepares the next
+page (and re-embeds it, when asked) while the main thread writes the previous one, through a
+bounded queue, so memory stays flat whatever the size of the collection.
+
+Resume keeps no state file: the destination itself is the checkpoint. Records are stored under
+the caller's ids, so a rewrite overwrites and never duplicates; on a resumed run each source page
+is compared with what the destination already holds, and records already there unchanged are
+skipped (neither re-embedded nor rewritten).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    CollectionNotFound,
+    ConfigError,
+    DimensionMismatch,
+    FailedRecord,
+    FingerprintMismatch,
+    InputError,
+    ModelError,
+)
+from .retry import call_with_retry
+from .store import (
+    Collection,
+    VectorStore,
+    check_metadata,
+    check_spec,
+    check_vector,
+    describe_fingerprint,
+)
+from .types import EmbedderLike, Hit, Record, fingerprint_digest
+
+log = logging.getLogger("bge_vdb.migrate")
+
+#: Copied vectors must match the source to this (they are copied bit for bit, so 0 in practice).
+COPY_ATOL = 1e-6
+#: Re-embedded vectors are compared with a fresh embedding of their text: padding in another
+#: batch composition moves a transformer's float32 output by ~1e-6, so allow a little more.
+REEMBED_ATOL = 1e-4
+#: Scores this close to the k-th score count as a tie: either id may legitimately be returned.
+TIE_TOL = 1e-5
+#: How far a stored vector's norm may be from 1 and still be copied bit for bit.
+UNIT_TOL = 1e-4
+_QUEUE_PAGES = 2  # pages prepared ahead of the writer; memory holds at most ~4 pages
+_MAX_LISTED = 20  # differences listed per kind in Verification.differences
+_GAVE_UP = "transient error after retries"  # how Collection.write reports a batch it gave up on
+
+
+@dataclass
+class Verification:
+    """What ``verify_migration`` checked and found. ``ok`` is False when anything disagrees."""
+
+    source_count: int = 0
+    destination_count: int = 0
+    missing_ids: list[str] = field(default_factory=list)  # in the source, not in the destination
+    extra_ids: list[str] = field(default_factory=list)  # in the destination, not in the source
+    content_mismatches: list[str] = field(default_factory=list)  # text/metadata/content_hash differ
+    vectors_checked: int = 0
+    vector_mismatches: list[str] = field(default_factory=list)
+    max_vector_diff: float = 0.0
+    queries: int = 0
+    queries_agreeing: int = 0
+    topk_overlap: float = 1.0  # mean |top-k(src) ∩ top-k(dst)| / k over the sampled queries
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+@dataclass
+class MigrationReport:
+    """What ``migrate`` did. ``ok`` means every record landed and verification (if run) passed."""
+
+    source: str = ""
+    destination: str = ""
+    dim: int = 0
+    fingerprint: Mapping[str, Any] | None = None
+    read: int = 0  # source records scanned
+    written: int = 0
+    skipped: int = 0  # already in the destination unchanged (resumed run)
+    reembedded: int = 0
+    normalized: int = 0  # source vectors that were not unit length (collections made elsewhere)
+    failed: list[FailedRecord] = field(default_factory=list)
+    stopped: str | None = None  # why the copy stopped early (destination unreachable); re-run to resume
+    seconds: float = 0.0
+    verification: Verification | None = None
+
+    @property
+    def vectors_per_second(self) -> float:
+        return (self.written + self.skipped) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (not self.failed and self.stopped is None
+                and (self.verification is None or self.verification.ok))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["fingerprint"] = dict(self.fingerprint) if self.fingerprint else None
+        out["verification"] = self.verification.to_dict() if self.verification else None
+        out["vectors_per_second"] = self.vectors_per_second
+        out["ok"] = self.ok
+        return out
+
+
+Destination = Collection | tuple[VectorStore, str]
+Progress = Callable[[MigrationReport], None]
+
+
+def migrate(
+    src: Collection,
+    dst: Destination,
+    *,
+    batch_size: int = 500,
+    reembed: EmbedderLike | None = None,
+    resume: bool = True,
+    verify: bool = True,
+    verify_sample: int = 100,
+    verify_queries: int = 20,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> MigrationReport:
+    """Copy every record of ``src`` into ``dst``; return a :class:`MigrationReport`.
+
+    Args:
+        src: the source collection (``store.collection(name, create=False)``).
+        dst: an open destination :class:`Collection`, or a ``(store, name)`` pair, in which case
+            the collection is created when missing, with the right dimension, the cosine metric
+            and the fingerprint. An existing destination whose dimension, metric or fingerprint
+            disagrees is refused with an error before anything is written.
+        batch_size: records per source page. Writes are re-batched by the destination
+            connector's own count and byte limits, each batch retried on transient errors.
+        reembed: an embedder (``bge_vdb.Embedder``) to re-embed each record's text with on the
+            way; the destination gets its dimension and fingerprint. Embedding the next page
+            overlaps writing the previous one.
+        resume: skip records the destination already holds unchanged (a re-run after an
+            interruption picks up where it stopped). ``False`` rewrites everything.
+        verify: run :func:`verify_migration` afterwards and attach it to the report.
+        verify_sample, verify_queries, seed: size and seed of the verification samples.
+        progress: called with the (in-progress) report after each page is written.
+
+    Records that cannot be copied (no vector, no text to re-embed, metadata over the
+    destination's limit, refused by the database) are listed in ``report.failed`` by id;
+    nothing is dropped silently. ``migrate`` does not raise for them.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(src, Collection):
+        raise InputError(f"src must be a Collection, got {type(src).__name__}")
+    src_spec = src._call(src.store.describe_collection, src.name)
+    if src_spec is None:
+        raise CollectionNotFound(f"source collection {src.name!r} does not exist in {src.store!r}")
+    check_spec(src_spec, dim=None, embedder=None)
+    target_dim = reembed.dim if reembed is not None else src_spec.dim
+    target_fp = dict(reembed.fingerprint) if reembed is not None else src_spec.fingerprint
+    dst_col = open_destination(src, dst, dim=target_dim, fingerprint=target_fp)
+
+    report = MigrationReport(
+        source=f"{src.store!r}/{src.name}", destination=f"{dst_col.store!r}/{dst_col.name}",
+        dim=target_dim, fingerprint=target_fp,
+    )
+    started = time.perf_counter()
+    # Comparing pages with the destination costs a fetch per page: only worth it when the
+    # destination already holds something (a resumed or repeated run).
+    compare = resume and dst_col.count() > 0
+    _copy(src, dst_col, report, batch_size=batch_size, reembed=reembed, compare=compare, progress=progress)
+    report.seconds = time.perf_counter() - started
+    log.info("migrated %d records (%d skipped, %d failed) in %.1fs",
+             report.written, report.skipped, len(report.failed), report.seconds)
+    if verify and report.stopped is None:
+        report.verification = verify_migration(
+            src, dst_col, reembed=reembed, sample=verify_sample, queries=verify_queries, seed=seed
+        )
+    return report
+
+
+def open_destination(
+    src: Collection, dst: Destination, *, dim: int, fingerprint: Mapping[str, Any] | None
+) -> Collection:
+    """Check (or create) the destination; refuse one that disagrees before anything is written."""
+    if isinstance(dst, Collection):
+        store, name = dst.store, dst.name
+    elif (isinstance(dst, tuple) and len(dst) == 2 and isinstance(dst[0], VectorStore)
+          and isinstance(dst[1], str)):
+        store, name = dst
+    else:
+        raise InputError(f"dst must be a Collection or a (VectorStore, name) pair, got {dst!r:.80}")
+    if store is src.store and name == src.name:
+        raise ConfigError(f"source and destination are the same collection {name!r}")
+    existing = _describe(store, name)
+    if existing is None:
+        col = store.collection(name, dim=dim, create=True)
+    else:
+        # Metric first, then dimension: the checks of Collection opening, with both values named.
+        check_spec(existing, dim=dim, embedder=None)
+        if existing.fingerprint and fingerprint_digest(existing.fingerprint) != fingerprint_digest(fingerprint):
+            wanted = describe_fingerprint(fingerprint) if fingerprint else "an unknown model (no fingerprint)"
+            raise FingerprintMismatch(
+                f"destination collection {name!r} was written by "
+                f"{describe_fingerprint(existing.fingerprint)}, but the vectors to migrate come "
+                f"from {wanted}; they are not comparable. Use another destination name"
+                + ("." if fingerprint is None else ", or re-embed with reembed=Embedder(...) of its model.")
+            )
+        if isinstance(dst, Collection):
+            col, col.spec = dst, existing  # the caller's object, brought up to date
+        else:
+            col = store.collection(name, create=False, check_fingerprint=False)
+    if fingerprint and not col.fingerprint:
+        col.set_fingerprint(fingerprint)
+    return col
+
+
+def _describe(store: VectorStore, name: str) -> Any:
+    return call_with_retry(store.describe_collection, name, policy=store.retry_policy)
+
+
+# ------------------------------------------------------------------------------ the copy
+
+@dataclass
+class _Page:
+    records: list[Record]
+    read: int
+    skipped: int
+    failed: list[FailedRecord]
+    reembedded: int = 0
+    normalized: int = 0
+
+
+class _Stop(Exception):
+    pass
+
+
+def _copy(
+    src: Collection, dst: Collection, report: MigrationReport, *, batch_size: int,
+    reembed: EmbedderLike | None, compare: bool, progress: Progress | None,
+) -> None:
+    # Some clients (Qdrant local mode) are not thread-safe, so calls into the destination from
+    # both threads (resume fetches, writes) take dst_lock, and so do source reads when src and
+    # dst share one client. Reading and embedding the next page run outside it: they overlap
+    # the writes, which is the point of the pipeline.
+    dst_lock = threading.Lock()
+    src_lock = dst_lock if src.store is dst.store else threading.Lock()
+    pages: queue.Queue[_Page | BaseException | None] = queue.Queue(maxsize=_QUEUE_PAGES)
+    stop = threading.Event()
+
+    def put(item: _Page | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stop
+
+    def read_ahead() -> None:
+        try:
+            scroll = src.scroll(batch_size, with_vectors=reembed is None)
+            while not stop.is_set():
+                with src_lock:
+                    page = next(scroll, None)
+                if page is None:
+                    break
+                put(_prepare(page, dst, reembed, compare, dst_lock))
+            put(None)
+        except _Stop:
+            return
+        except BaseException as exc:  # handed to the writer, re-raised there
+            try:
+                put(exc)
+            except _Stop:
+                return
+
+    reader = threading.Thread(target=read_ahead, name="bge-vdb-migrate-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = pages.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if item.records:
+                with dst_lock:
+                    result = dst.write(item.records)
+                report.written += result.written
+                report.failed.extend(result.failed)
+                # Collection.write has already spent the retry budget on this page: the other
+                # pages would each spend it again. Stop; a re-run resumes from here.
+                if any(f.reason.startswith(_GAVE_UP) for f in result.failed):
+                    report.stopped = (f"the destination kept failing after retries; stopped after "
+                                      f"{report.read + item.read} source records. Run again to resume.")
+            report.read += item.read
+            report.skipped += item.skipped
+            report.reembedded += item.reembedded
+            report.normalized += item.normalized
+            report.failed.extend(item.failed)
+            if progress is not None:
+                progress(report)
+            if report.stopped:
+                break
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _prepare(
+    page: Sequence[Record], dst: Collection, reembed: EmbedderLike | None, compare: bool,
+    dst_lock: threading.Lock,
+) -> _Page:
+    """Validate one source page into records ready to write (and re-embed them)."""
+    out = _Page(records=[], read=len(page), skipped=0, failed=[])
+    ready: list[Record] = []
+    max_meta = dst.store.max_metadata_bytes
+    for rec in page:
+        where = f"record {rec.id!r}"
+        try:
+            metadata = check_metadata(rec.metadata, where, max_meta)
+            if reembed is not None:
+                if not isinstance(rec.text, str) or not rec.text.strip():
+                    raise InputError(f"{where} has no text to re-embed")
+                vector = None
+            else:
+                vector, renormed = _copy_vector(rec.vector, dst.dim, where)
+                out.normalized += renormed
+        except (InputError, DimensionMismatch) as exc:
+            out.failed.append(FailedRecord(rec.id, str(exc)))
+            continue
+        ready.append(Record(rec.id, vector, rec.text, metadata, rec.content_hash))
+    if compare and ready:
+        with dst_lock:
+            held = {r.id: r for r in dst.fetch([r.id for r in ready], with_vectors=reembed is None)}
+        todo = [r for r in ready if not _same(r, held.get(r.id), vectors=reembed is None)]
+        out.skipped = len(ready) - len(todo)
+        ready = todo
+    if reembed is not None and ready:
+        vectors = reembed.embed_documents([r.text or "" for r in ready])
+        if len(vectors) != len(ready):
+            raise ModelError(f"the embedder returned {len(vectors)} vectors for {len(ready)} texts")
+        ready = [
+            Record(r.id, check_vector(v, dst.dim, f"re-embedding of record {r.id!r}"),
+                   r.text, r.metadata, r.content_hash)
+            for r, v in zip(ready, vectors, strict=True)
+        ]
+        out.reembedded = len(ready)
+    out.records = ready
+    return out
+
+
+def _copy_vector(value: Any, dim: int, where: str) -> tuple[np.ndarray, int]:
+    """The stored vector as float32, bit for bit when it is unit length; else normalized."""
+    if value is None:
+        raise InputError(f"{where}: the source returned no vector")
+    arr = np.asarray(value, dtype=np.float32)
+    if (arr.ndim == 1 and arr.shape[0] == dim and np.all(np.isfinite(arr))
+            and abs(float(np.linalg.norm(arr.astype(np.float64))) - 1.0) <= UNIT_TOL):
+        return arr, 0
+    return check_vector(value, dim, where), 1
+
+
+def _same(new: Record, held: Record | None, *, vectors: bool) -> bool:
+    if held is None:
+        return False
+    if (held.text, held.content_hash) != (new.text, new.content_hash):
+        return False
+    if dict(held.metadata) != dict(new.metadata):
+        return False
+    if vectors:
+        # Within COPY_ATOL, not bit for bit: Qdrant re-normalizes cosine vectors on every write,
+        # which moves float32 values by up to an ulp, so an exact test would never skip there.
+        held_vec = None if held.vector is None else np.asarray(held.vector, dtype=np.float32)
+        return (held_vec is not None and held_vec.shape == new.vector.shape
+                and float(np.max(np.abs(held_vec - new.vector))) <= COPY_ATOL)
+    return True
+
+
+# ------------------------------------------------------------------------------ verification
+
+def verify_migration(
+    src: Collection,
+    dst: Collection,
+    *,
+    reembed: EmbedderLike | None = None,
+    sample: int = 100,
+    queries: int = 20,
+    k: int = 10,
+    seed: int = 0,
+    page_size: int = 1000,
+) -> Verification:
+    """Prove ``dst`` holds what ``src`` holds.
+
+    Counts equal; every source id present in the destination with the same text, metadata and
+    content hash; no extra ids; a random sample of vectors equal within 1e-6 (or, after
+    re-embedding, equal to a fresh embedding of their text within 1e-4); and for a sample of
+    stored vectors used as queries, the top-``k`` ids of source and destination agree, ids tied
+    at the k-th score allowed (after re-embedding: each stored vector finds itself in its top-k).
+    """
+    v = Verification(source_count=src.count(), destination_count=dst.count())
+    rng = random.Random(seed)
+    reservoir: list[str] = []
+    seen = 0
+    n_missing = n_content = 0
+    for page in src.scroll(page_size):
+        held = {r.id: r for r in dst.fetch([r.id for r in page])}
+        for rec in page:
+            seen += 1  # reservoir sampling: a uniform sample in one pass, memory flat
+            if len(reservoir) < sample:
+                reservoir.append(rec.id)
+            elif (j := rng.randrange(seen)) < sample:
+                reservoir[j] = rec.id
+            other = held.get(rec.id)
+            if other is None:
+                n_missing += 1
+                if len(v.missing_ids) < _MAX_LISTED:
+                    v.missing_ids.append(rec.id)
+            elif not _same(rec, other, vectors=False):
+                n_content += 1
+                if len(v.content_mismatches) < _MAX_LISTED:
+                    v.content_mismatches.append(rec.id)
+    n_extra = v.destination_count - (seen - n_missing)
+    if n_extra > 0:
+        for page in dst.scroll(page_size):
+            known = {r.id for r in src.fetch([r.id for r in page])}
+            v.extra_ids.extend(r.id for r in page if r.id not in known)
+            if len(v.extra_ids) >= _MAX_LISTED:
+                break
+        v.extra_ids = v.extra_ids[:_MAX_LISTED]
+    _check_vectors(src, dst, reservoir, reembed, v)
+    _check_topk(src, dst, reservoir[:queries], reembed, k, v)
+
+    d = v.differences
+    if v.source_count != v.destination_count:
+        d.append(f"counts differ: source {v.source_count}, destination {v.destination_count}")
+    if n_missing:
+        d.append(f"{n_missing} source id(s) missing from the destination: {_show(v.missing_ids, n_missing)}")
+    if n_extra > 0:
+        d.append(f"{n_extra} id(s) in the destination but not in the source: {_show(v.extra_ids, n_extra)}")
+    if n_content:
+        d.append(f"{n_content} record(s) with other text, metadata or content hash: "
+                 f"{_show(v.content_mismatches, n_content)}")
+    if v.vector_mismatches:
+        tol = REEMBED_ATOL if reembed is not None else COPY_ATOL
+        d.append(f"{len(v.vector_mismatches)} of {v.vectors_checked} sampled vector(s) differ by more "
+                 f"than {tol:g} (max {v.max_vector_diff:.3g}): {_show(v.vector_mismatches, len(v.vector_mismatches))}")
+    if v.queries_agreeing < v.queries:
+        d.append(f"top-{k} results disagree for {v.queries - v.queries_agreeing} of {v.queries} "
+                 f"sampled queries (mean overlap {v.topk_overlap:.3f})")
+    return v
+
+
+def _show(ids: Sequence[str], total: int) -> str:
+    listed = ", ".join(repr(i) for i in ids[:_MAX_LISTED])
+    return listed + (f" (and {total - min(len(ids), _MAX_LISTED)} more)" if total > _MAX_LISTED else "")
+
+
+def _check_vectors(
+    src: Collection, dst: Collection, ids: list[str], reembed: EmbedderLike | None, v: Verification
+) -> None:
+    if not ids:
+        return
+    got = {r.id: r for r in dst.fetch(ids, with_vectors=True)}
+    if reembed is not None:
+        texts = {r.id: r.text for r in src.fetch(ids)}
+        ids = [i for i in ids if i in got and texts.get(i)]
+        fresh = reembed.embed_documents([texts[i] or "" for i in ids]) if ids else np.zeros((0, dst.dim))
+        want = {i: check_vector(vec, dst.dim, i) for i, vec in zip(ids, fresh, strict=True)}
+        tol = REEMBED_ATOL
+    else:
+        want = {r.id: np.asarray(r.vector, dtype=np.float32) for r in src.fetch(ids, with_vectors=True)}
+        tol = COPY_ATOL
+    for i in ids:
+        if i not in got or i not in want:
+            continue
+        v.vectors_checked += 1
+        have = np.asarray(got[i].vector, dtype=np.float32)
+        diff = math.inf if have.shape != want[i].shape else float(np.max(np.abs(have - want[i])))
+        v.max_vector_diff = max(v.max_vector_diff, diff)
+        if diff > tol:
+            v.vector_mismatches.append(i)
+
+
+def _check_topk(
+    src: Collection, dst: Collection, ids: list[str], reembed: EmbedderLike | None, k: int,
+    v: Verification,
+) -> None:
+    if not ids:
+        return
+    # Queries are stored vectors: source vectors when copying, destination ones after re-embedding.
+    owner = dst if reembed is not None else src
+    overlaps: list[float] = []
+    for rec in owner.fetch(ids, with_vectors=True):
+        if rec.vector is None:
+            continue
+        query = np.asarray(rec.vector, dtype=np.float32)
+        theirs = dst.search(query, k)
+        if reembed is not None:
+            agree = any(h.id == rec.id for h in theirs) or _tied(theirs, 1.0)
+            overlaps.append(1.0 if any(h.id == rec.id for h in theirs) else 0.0)
+        else:
+            ours = src.search(query, k)
+            a, b = {h.id for h in ours}, {h.id for h in theirs}
+            overlaps.append(len(a & b) / max(len(a), 1))
+            agree = len(a) == len(b) and all(
+                _tied(hits, h.score) for hits, diff in ((ours, a - b), (theirs, b - a))
+                for h in hits if h.id in diff
+            )
+        v.queries += 1
+        v.queries_agreeing += int(agree)
+    v.topk_overlap = sum(overlaps) / len(overlaps) if overlaps else 1.0
+
+
+def _tied(hits: list[Hit], score: float) -> bool:
+    """Whether ``score`` ties the last (k-th) score of a full result list."""
+    return bool(hits) and abs(hits[-1].score - score) <= TIE_TOL
+
+
+__all__ = ["MigrationReport", "Verification", "migrate", "open_destination", "verify_migration"]
