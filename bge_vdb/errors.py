@@ -90,10 +90,16 @@ class ServerUnreachable(TransientError):
 
 @dataclass(frozen=True)
 class FailedRecord:
-    """One record that was not written, and why."""
+    """One record that was not written, and why.
+
+    ``transient`` is true when the store was still failing transiently after every retry (or the
+    record was not attempted because of that): the record itself is fine and a later run may
+    write it. Jobs use it to stop early instead of spending a retry budget per batch.
+    """
 
     id: str
     reason: str
+    transient: bool = False
 
 
 class WriteError(ConnectorError):

@@ -58,7 +58,6 @@ TIE_TOL = 1e-5
 UNIT_TOL = 1e-4
 _QUEUE_PAGES = 2  # pages prepared ahead of the writer; memory holds at most ~4 pages
 _MAX_LISTED = 20  # differences listed per kind in Verification.differences
-_GAVE_UP = "transient error after retries"  # how Collection.write reports a batch it gave up on
 
 
 @dataclass
@@ -305,7 +304,7 @@ def _copy(
                 report.failed.extend(result.failed)
                 # Collection.write has already spent the retry budget on this page: the other
                 # pages would each spend it again. Stop; a re-run resumes from here.
-                if any(f.reason.startswith(_GAVE_UP) for f in result.failed):
+                if any(f.transient for f in result.failed):
                     report.stopped = (f"the destination kept failing after retries; stopped after "
                                       f"{report.read + item.read} source records. Run again to resume.")
             report.read += item.read

@@ -437,11 +437,12 @@ class Collection:
         result = result if result is not None else UpsertResult()
         store = self.store
         batches = list(_batches(records, store))
-        for b, (batch, too_big) in enumerate(batches):
-            for rec, size in too_big:
-                result.failed.append(FailedRecord(
-                    rec.id, f"record is {size} bytes, over {store.scheme or 'the store'}'s "
-                    f"request limit of {store.max_batch_bytes} bytes"))
+        def too_big(records: Sequence[tuple[Record, int]]) -> list[FailedRecord]:
+            return [FailedRecord(rec.id, f"record is {size} bytes, over {store.scheme or 'the store'}'s "
+                                 f"request limit of {store.max_batch_bytes} bytes") for rec, size in records]
+
+        for b, (batch, oversize) in enumerate(batches):
+            result.failed.extend(too_big(oversize))
             if not batch:
                 continue
             try:
@@ -450,10 +451,12 @@ class Collection:
                 # Still failing after every retry: the server is down or overloaded. Do not burn
                 # another full retry budget per remaining batch; report them all as not written.
                 reason = f"transient error after retries: {exc}"
-                result.failed.extend(FailedRecord(r.id, reason) for r in batch)
-                for rest, rest_too_big in batches[b + 1 :]:
-                    result.failed.extend(FailedRecord(r.id, f"not attempted: {reason}") for r in rest)
-                    result.failed.extend(FailedRecord(r.id, "not attempted") for r, _ in rest_too_big)
+                result.failed.extend(FailedRecord(r.id, reason, transient=True) for r in batch)
+                for rest, rest_oversize in batches[b + 1 :]:
+                    result.failed.extend(
+                        FailedRecord(r.id, f"not attempted: {reason}", transient=True) for r in rest
+                    )
+                    result.failed.extend(too_big(rest_oversize))
                 return result
             except ConnectorError as exc:
                 result.failed.extend(FailedRecord(r.id, str(exc)) for r in batch)

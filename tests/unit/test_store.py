@@ -81,7 +81,20 @@ def test_transient_exhausted_stops_and_reports_the_rest_not_attempted() -> None:
     res = col.upsert(recs(5), raise_on_error=False)
     assert res.written == 0 and [f.id for f in res.failed] == ["r0", "r1", "r2", "r3", "r4"]
     assert [f.reason.startswith("not attempted") for f in res.failed] == [False, False, True, True, True]
+    assert all(f.transient for f in res.failed)  # jobs stop early on this flag, not on the text
     assert len(store.batches) == 3  # one batch, three tries; no retry budget burnt per batch
+
+
+def test_oversize_record_behind_a_dead_store_keeps_its_own_reason() -> None:
+    store = ScriptedStore([TransientError("down")] * 10)
+    store.max_batch_count = 1  # type: ignore[misc]
+    store.max_batch_bytes = 200  # type: ignore[misc]
+    col = store.collection("c", dim=4)
+    big = Record("big", [1, 0, 0, 0], text="x" * 500)
+    res = col.upsert([*recs(2), big], raise_on_error=False)
+    reasons = {f.id: f for f in res.failed}
+    assert "over" in reasons["big"].reason and "request limit" in reasons["big"].reason
+    assert not reasons["big"].transient and reasons["r0"].transient and reasons["r1"].transient
 
 
 def test_records_refused_one_by_one_are_reported() -> None:
