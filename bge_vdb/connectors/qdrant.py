@@ -76,10 +76,12 @@ class QdrantStore(VectorStore):
     max_batch_bytes: ClassVar[int] = 8 * 1024 * 1024
 
     def __init__(self, client: QdrantClient, *, where: str | None = None, owns_client: bool = False,
-                 retry_policy: RetryPolicy | None = None) -> None:
+                 retry_policy: RetryPolicy | None = None, fast_local_writes: bool = False) -> None:
         self._client = client
         self._where = where or "a user-supplied QdrantClient"
         self._owns_client = owns_client
+        self._fast_local_writes = fast_local_writes
+        self._tuned: set[str] = set()
         if retry_policy is not None:
             self.retry_policy = retry_policy
 
@@ -87,10 +89,13 @@ class QdrantStore(VectorStore):
     def from_url(cls, url: str, **options: Any) -> QdrantStore:
         """``qdrant:///abs/dir``, ``qdrant://./rel/dir``, ``qdrant://:memory:``,
         ``qdrant+http://host:6333``, ``qdrant+https://host`` (key: ``api_key=`` or
-        ``QDRANT_API_KEY``). ``?timeout=10&prefer_grpc=true`` and keyword options go to the client."""
+        ``QDRANT_API_KEY``). ``?timeout=10&prefer_grpc=true`` and keyword options go to the client.
+        Local directories write through SQLite in WAL mode unless ``durable=True`` (see
+        :meth:`_tune_local_storage`)."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         policy = options.pop("retry_policy", None)
+        durable = bool(options.pop("durable", False))
         query = dict(parse_qsl(parts.query))
         if "timeout" in query:
             options.setdefault("timeout", int(float(query.pop("timeout"))))
@@ -112,7 +117,8 @@ class QdrantStore(VectorStore):
                     raise ConnectorError(
                         f"{exc} Close the other store first (store.close() or a `with` block)."
                     ) from exc
-                return cls(client, where=path, owns_client=True, retry_policy=policy)
+                return cls(client, where=path, owns_client=True, retry_policy=policy,
+                           fast_local_writes=not durable)
             raise ConfigError(
                 f"{url!r}: qdrant:// is local mode (qdrant:///abs/dir, qdrant://./rel/dir, "
                 f"qdrant://:memory:); for a server write qdrant+http://{parts.netloc} or qdrant+https://..."
@@ -212,6 +218,7 @@ class QdrantStore(VectorStore):
             )
 
     def drop_collection(self, name: str) -> None:
+        self._tuned.discard(name)
         with self._map_errors(f"dropping collection {name!r}"):
             self._client.delete_collection(name)
 
@@ -224,7 +231,28 @@ class QdrantStore(VectorStore):
             self._client.update_collection(name, metadata={FINGERPRINT_KEY: value})
 
     # ------------------------------------------------------------------------------ points
+    def _tune_local_storage(self, name: str) -> None:
+        """Let local mode write in WAL mode with ``synchronous=NORMAL``.
+
+        qdrant-client's local mode commits its SQLite file once per point with a full fsync:
+        about 20 ms a point on these disks (112 points/s measured). In WAL mode with
+        synchronous=NORMAL every commit still survives a crash or kill of the process (which is
+        what crash-safe sync and resumable migration rely on) but not a power loss, and writes
+        are ~50x faster (5,800 points/s). ``connect(url, durable=True)`` keeps full fsyncs.
+        """
+        if not self._fast_local_writes or name in self._tuned:
+            return
+        self._tuned.add(name)
+        local = getattr(self._client, "_client", None)  # qdrant_client.local.QdrantLocal
+        collection = getattr(local, "collections", {}).get(name)
+        conn = getattr(getattr(collection, "storage", None), "storage", None)
+        if conn is None:  # another qdrant-client layout: keep its defaults
+            return
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+
     def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
+        self._tune_local_storage(name)
         points = [
             models.PointStruct(
                 id=stable_uuid(r.id),

@@ -232,3 +232,37 @@ def test_unicode_and_spaced_keys_filter_for_real() -> None:
         col.upsert([Record("a", v[0], metadata={"名 字": {"x-y": "a"}}), Record("b", v[1], metadata={"名 字": "a"})])
         assert [r.id for p in col.scroll(where={"名 字.x-y": "a"}) for r in p] == ["a"]
         assert col.count(where={"名 字": "a"}) == 1
+
+
+def _journal_mode(directory: Any, collection: str) -> str:
+    import sqlite3
+
+    (db,) = list((directory / "collection" / collection).glob("*.sqlite"))
+    with sqlite3.connect(db) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+def test_local_writes_use_wal_and_survive_a_killed_process(tmp_path: Any) -> None:
+    """WAL + synchronous=NORMAL (50x faster than a fsync per point) must still keep every write
+    acknowledged before the process is SIGKILLed; durable=True keeps SQLite's default journal."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "q"
+    script = (
+        "import os, signal\n"
+        "from bge_vdb import connect, Record\n"
+        f"s = connect('qdrant://{path}')\n"
+        "c = s.collection('c', dim=3)\n"
+        "c.upsert([Record(f'r{i}', [1, i, 0]) for i in range(300)])\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert _journal_mode(path, "c") == "wal"
+    with connect(f"qdrant://{path}") as store:
+        assert store.collection("c", dim=3).count() == 300
+
+    with connect(f"qdrant://{tmp_path / 'd'}", durable=True) as store:
+        store.collection("c", dim=3).upsert([Record("a", [1, 0, 0])])
+    assert _journal_mode(tmp_path / "d", "c") == "delete"
