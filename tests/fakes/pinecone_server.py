@@ -31,17 +31,18 @@ import json
 import math
 import os
 import re
-import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
+
+from tests.fakes.http_base import JsonHandler, serve_in_thread
 
 API_VERSION = "2026-07"
 API_KEY = "fake-pinecone-key"
@@ -423,30 +424,8 @@ def _field_matches(key: str, ops: dict[str, Any], meta: dict[str, Any]) -> bool:
 
 # ------------------------------------------------------------------------------- HTTP server
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Without this, headers and body go out as two small segments and Nagle's algorithm
-        # meets the client's delayed ACK: ~40 ms per request.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-        pass
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
 
     def _handle(self, method: str) -> None:
         fake = self.server.fake
@@ -496,24 +475,8 @@ class _Handler(BaseHTTPRequestHandler):
             ix = fake.get_index(m.group(1))
         return 200, fake.data(ix, method, m.group(2), query, body)
 
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        self.wfile.flush()
-        self.connection.shutdown(socket.SHUT_RDWR)  # the client sees the connection die
-
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     fake: FakePinecone
 
 
@@ -529,7 +492,7 @@ def _start() -> FakePinecone:
             server = _Server(("127.0.0.1", 0), _Handler)
             server.fake = FakePinecone()
             server.fake.port = server.server_address[1]
-            threading.Thread(target=server.serve_forever, name="pinecone-fake", daemon=True).start()
+            serve_in_thread(server, "pinecone-fake")
             _SERVER = server
         return _SERVER.fake
 

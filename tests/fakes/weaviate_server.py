@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import grpc
@@ -40,6 +40,8 @@ from weaviate.proto.v1 import (
     tenants_pb2,
     weaviate_pb2_grpc,
 )
+
+from tests.fakes.http_base import JsonHandler, serve_in_thread
 
 VERSION = "1.32.5"
 CLASS_NAME = re.compile(r"^[A-Z][_0-9A-Za-z]{0,254}$")
@@ -427,22 +429,8 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
         return self._run("TenantsGet", context, run)
 
 
-class _Http(BaseHTTPRequestHandler):
+class _Http(JsonHandler):
     fake: FakeWeaviate
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:  # keep test output clean
-        pass
-
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
 
     def _handle(self, method: str) -> None:
         fake = self.fake
@@ -451,9 +439,7 @@ class _Http(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"null") if length else None
         fake.requests.append(f"{method} {path}")
         if fake.take_fault("drop", path) is not None:
-            self.close_connection = True
-            self.connection.shutdown(2)  # no reply at all: the client sees a dropped connection
-            return
+            return self._drop()  # no reply at all: the client sees a dropped connection
         fault = fake.take_fault("http", path)
         if fault is not None:
             hdr = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
@@ -508,18 +494,6 @@ class _Http(BaseHTTPRequestHandler):
             return 200, body
         return 404, {"error": [{"message": f"no route {method} {path}"}]}
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
 
 def _health_handler() -> grpc.GenericRpcHandler:
     def check(request: Any, context: Any) -> Any:
@@ -540,9 +514,8 @@ def _start() -> FakeWeaviate:
     fake = FakeWeaviate()
     handler = type("Handler", (_Http,), {"fake": fake})
     http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    http.daemon_threads = True
     fake.http_port = http.server_address[1]
-    threading.Thread(target=http.serve_forever, name="weaviate-fake-http", daemon=True).start()
+    serve_in_thread(http, "weaviate-fake-http")
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     weaviate_pb2_grpc.add_WeaviateServicer_to_server(_Servicer(fake), server)
     server.add_generic_rpc_handlers((_health_handler(),))
