@@ -17,6 +17,11 @@ from typing import Any
 from .errors import BgeVdbError, ConfigError, InputError
 
 
+def _print_json(data: Any) -> None:
+    """Machine-readable output of every ``--json`` flag: UTF-8 as is, indented."""
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
 def _add_models(sub: Any) -> None:
     p = sub.add_parser("models", help="list the model presets")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -31,7 +36,7 @@ def _add_models(sub: Any) -> None:
             for s in PRESETS.values()
         ]
         if args.json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            _print_json(rows)
             return 0
         print(f"{'model':42} {'dim':>5} {'pooling':8} {'max_len':>7}  query instruction")
         for r in rows:
@@ -164,7 +169,7 @@ def _add_sync(sub: Any) -> None:
                                      batch_size=args.batch_size, on_long=args.on_long,
                                      progress=lambda n: bar.update(n - bar.n))
         if args.json:
-            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+            _print_json(report.to_dict())
         else:
             _print_sync_summary(report)
         return 0 if report.ok else 1
@@ -219,8 +224,8 @@ def _add_search(sub: Any) -> None:
             col = store.collection(args.collection, embedder=embedder, create=False)
             hits = col.search(args.query, k=args.k, where=where)
         if args.json:
-            print(json.dumps([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)}
-                              for h in hits], ensure_ascii=False, indent=2))
+            _print_json([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)}
+                              for h in hits])
             return 0
         for rank, h in enumerate(hits, start=1):
             snippet = " ".join((h.text or "").split())[:90]
@@ -250,7 +255,7 @@ def _add_info(sub: Any) -> None:
                              "metric": spec.distance.value,
                              "fingerprint": dict(spec.fingerprint) if spec.fingerprint else None})
         if args.json:
-            print(json.dumps(rows if not args.collection else rows[0], ensure_ascii=False, indent=2))
+            _print_json(rows if not args.collection else rows[0])
             return 0
         if not rows:
             print("no collections")
@@ -322,7 +327,7 @@ def _add_migrate(sub: Any) -> None:
             if dst_store is not src_store:
                 dst_store.close()
         if args.json:
-            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str))
+            _print_json(report.to_dict())
         else:
             _print_migration(report)
         return 0 if report.ok else 1
