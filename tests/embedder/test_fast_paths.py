@@ -1,0 +1,74 @@
+"""The opt-in and device-dependent paths of issue 8, checked without timing anything:
+torch.compile, the CUDA branch (no GPU here: the choice logic and its errors), and the
+precisions that are refused rather than silently ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bge_vdb import Embedder
+from bge_vdb.embedder import plan_batches
+from bge_vdb.errors import ConfigError
+
+torch = pytest.importorskip("torch")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tiny_bge: Path) -> None:
+    if torch.cuda.is_available():  # pragma: no cover - no GPU on these machines
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        Embedder(tiny_bge, backend="torch", device="cuda").load()
+
+
+def test_cuda_runs_under_fp16_or_bf16_autocast(tiny_bge: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend resolved for CUDA enters a CUDA autocast of the chosen half precision."""
+    from bge_vdb.backends.torch import TorchBackend, resolve_precision
+
+    backend = TorchBackend(tiny_bge, device="cpu", precision="fp32")
+    for supported, expected in ((True, torch.bfloat16), (False, torch.float16)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, s=supported, **k: s)
+        backend.device, backend.precision = "cuda:0", resolve_precision("auto", "cuda:0")
+        with pytest.warns(UserWarning) if not torch.cuda.is_available() else _nothing():
+            ctx = backend.autocast()
+        assert isinstance(ctx, torch.autocast)
+        assert ctx.device == "cuda" and ctx.fast_dtype == expected
+    backend.device, backend.precision = "cpu", "fp32"
+    assert not isinstance(backend.autocast(), torch.autocast)  # fp32 runs without autocast
+
+
+def _nothing():  # pragma: no cover - only with a GPU
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_gpu_batches_follow_the_same_token_budget() -> None:
+    """Batching is decided before the device sees anything: long inputs in small batches."""
+    lengths = [512, 500, 300, 200, 200, 100, 60, 60, 60, 60]
+    batches = [list(b) for b in plan_batches(lengths, 32, 1024)]
+    assert batches == [[0, 1], [2, 3, 4], [5, 6, 7, 8, 9]]
+    assert all(len(b) * lengths[b[0]] <= 1024 for b in batches)
+
+
+def test_onnx_refuses_half_precision_and_int8(tiny_bge: Path) -> None:
+    for precision in ("bf16", "fp16"):
+        with pytest.raises(ConfigError, match="torch option"):
+            Embedder(tiny_bge, backend="onnx", precision=precision)
+    with pytest.raises(ConfigError, match="precision must be"):
+        Embedder(tiny_bge, backend="onnx", precision="int8")  # measured, not offered (README)
+
+
+def test_compile_needs_torch(tiny_bge: Path) -> None:
+    with pytest.raises(ConfigError, match="compile=True needs backend='torch'"):
+        Embedder(tiny_bge, backend="onnx", compile=True)
+
+
+def test_compiled_model_gives_the_eager_vectors(tiny_bge: Path) -> None:
+    texts = ["the quick brown fox", "a long passage about vector database search " * 3, "hello world"]
+    eager = Embedder(tiny_bge, backend="torch", precision="fp32")
+    compiled = Embedder(tiny_bge, backend="torch", precision="fp32", compile=True)
+    assert compiled.backend.describe() == "torch/cpu/fp32/compiled"
+    np.testing.assert_allclose(compiled.embed_documents(texts), eager.embed_documents(texts), atol=1e-5)
