@@ -146,6 +146,11 @@ def _add_sync(sub: Any) -> None:
     p.add_argument("--text-field", default="text")
     p.add_argument("--metadata-field", default=None, help="(default: every other field)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--ray", action="store_true",
+                   help="run on Ray Data (.jsonl/.parquet SOURCE; pip install 'bge-vdb[ray]')")
+    p.add_argument("--address", metavar="ADDR", help="with --ray: cluster to join ('auto': the running "
+                   "one); default: a local instance started and stopped here")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="with --ray: worker actors (2)")
 
     def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
@@ -157,6 +162,15 @@ def _add_sync(sub: Any) -> None:
         if args.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
         scope = _json_arg(args.scope, "--scope")
+        if args.ray:
+            from .distributed import sync_source
+
+            return _finish_sync(sync_source(
+                args.source, address=args.address, store_url=args.to, collection=args.collection,
+                model=args.model, embedder_options={"backend": args.backend}, num_workers=args.workers,
+                mirror=args.mirror, scope=scope, dry_run=args.dry_run, batch_size=args.batch_size,
+                on_long=args.on_long, id_field=args.id_field, text_field=args.text_field,
+                metadata_field=args.metadata_field), args.json)
         docs = open_source(args.source, id_field=args.id_field, text_field=args.text_field,
                            metadata_field=args.metadata_field)
         embedder = _open_embedder(args.model, args.backend)
@@ -168,13 +182,17 @@ def _add_sync(sub: Any) -> None:
                 report = sync_corpus(col, docs, mirror=args.mirror, scope=scope, dry_run=args.dry_run,
                                      batch_size=args.batch_size, on_long=args.on_long,
                                      progress=lambda n: bar.update(n - bar.n))
-        if args.json:
-            _print_json(report.to_dict())
-        else:
-            _print_sync_summary(report)
-        return 0 if report.ok else 1
+        return _finish_sync(report, args.json)
 
     p.set_defaults(func=run)
+
+
+def _finish_sync(report: Any, as_json: bool) -> int:
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        _print_sync_summary(report)
+    return 0 if report.ok else 1
 
 
 def _print_sync_summary(report: Any) -> None:
