@@ -250,6 +250,7 @@ def sync_dataset(
         ray_remote_args: extra ``map_batches`` arguments (e.g. ``runtime_env``, ``memory``).
     """
     ray = _import_ray()
+    _check_shared_store(store_url)
     if on_long not in ON_LONG:
         raise ConfigError(f"on_long must be one of {ON_LONG}, got {on_long!r}")
     if row_format not in ROW_FORMATS:
@@ -303,6 +304,22 @@ def sync_dataset(
     return report
 
 
+def _check_shared_store(store_url: str) -> None:
+    """Every worker process opens the store itself, so it must be one they can all reach."""
+    if not isinstance(store_url, str):
+        raise ConfigError(f"store_url must be a URL string, got {type(store_url).__name__}")
+    scheme, _, rest = store_url.partition("://")
+    scheme = scheme.lower()
+    local_file = scheme == "milvus" and rest.split("?")[0].endswith(".db")
+    if scheme == "memory" or local_file or (scheme == "qdrant" and not rest.startswith(("http", "["))):
+        raise ConfigError(
+            f"{store_url!r} is private to one process (memory store, Qdrant local mode or a Milvus "
+            f"Lite file), but every Ray worker opens the store itself: use a server, e.g. "
+            f"milvus://host:19530 (or `milvus-lite server --port` on this machine), "
+            f"qdrant+http://..., weaviate+http://... or pinecone://"
+        )
+
+
 def _merge(out: ray.data.Dataset, merger: _Merger, progress: Callable[[int], None] | None) -> None:
     for batch in out.iter_batches(batch_format="pyarrow", batch_size=None):
         table: pa.Table = batch
@@ -326,11 +343,10 @@ def read_source(source: str | os.PathLike[str]) -> tuple[ray.data.Dataset, str]:
     suffixes = {os.path.splitext(n)[1].lower() for n in names if not os.path.basename(n).startswith(".")}
     # Read tasks reserve no CPU: the workers hold them all when num_workers * num_cpus equals the
     # cluster's CPUs, and a read task waiting for a CPU would deadlock the pipeline.
-    io = {"num_cpus": 0}
     if suffixes and suffixes <= {".jsonl", ".ndjson"}:
-        return ray.data.read_text(path, include_paths=True, ray_remote_args=io), "jsonl"
+        return ray.data.read_text(path, include_paths=True, num_cpus=0), "jsonl"
     if suffixes and suffixes <= {".parquet"}:
-        return ray.data.read_parquet(path, ray_remote_args=io), "rows"
+        return ray.data.read_parquet(path, num_cpus=0), "rows"
     raise ConfigError(f"--ray reads .jsonl/.ndjson or .parquet files (or a directory of one kind); "
                       f"{path!r} has {', '.join(sorted(suffixes)) or 'no files'}")
 
@@ -341,7 +357,12 @@ def sync_source(source: str | os.PathLike[str], *, address: str | None = None, *
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        # A local instance gets one logical CPU beyond what the worker actors reserve: Ray Data's
+        # file-listing stage asks for a CPU, and with every CPU held by a worker it waits forever.
+        # (On a cluster, leave a CPU free the same way; see docs/scaling.md.)
+        reserved = int(options.get("num_workers", 2) * options.get("num_cpus", 1)) + 1
+        local_cpus = None if address else max(os.cpu_count() or 1, reserved)
+        ray.init(address=address, num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
     try:
         dataset, row_format = read_source(source)
         return sync_dataset(dataset, row_format=row_format, **options)

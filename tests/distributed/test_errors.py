@@ -18,7 +18,7 @@ def test_without_ray_the_error_names_the_extra() -> None:
         "from bge_vdb.distributed import sync_dataset\n"
         "from bge_vdb.errors import MissingExtra\n"
         "try:\n"
-        "    sync_dataset([], store_url='memory://', collection='c', model='m')\n"
+        "    sync_dataset([], store_url='milvus://127.0.0.1:1', collection='c', model='m')\n"
         "except MissingExtra as exc:\n"
         "    print(exc)\n"
     )
@@ -42,10 +42,10 @@ def test_importing_the_module_imports_neither_ray_nor_torch() -> None:
 def test_bad_arguments_are_refused_before_any_work(kwargs: dict[str, object], message: str) -> None:
     pytest.importorskip("ray")
     with pytest.raises(ConfigError, match=message):
-        sync_dataset(object(), store_url="memory://", collection="c", model="m", **kwargs)  # type: ignore[arg-type]
+        sync_dataset(object(), store_url="milvus://127.0.0.1:1", collection="c", model="m", **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_dataset_is_required() -> None:
     pytest.importorskip("ray")
     with pytest.raises(ConfigError, match=r"takes a ray\.data\.Dataset, got list"):
-        sync_dataset([{"id": "a", "text": "b"}], store_url="memory://", collection="c", model="m")  # type: ignore[arg-type]
+        sync_dataset([{"id": "a", "text": "b"}], store_url="milvus://127.0.0.1:1", collection="c", model="m")  # type: ignore[arg-type]
