@@ -27,11 +27,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from .errors import FilterError, UnsupportedFilter
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
 LOGICAL = ("$and", "$or", "$not")
@@ -65,7 +65,7 @@ class Not:
     child: Node
 
 
-Node = Union[Cmp, And, Or, Not]
+Node = Cmp | And | Or | Not
 
 
 def parse(where: Mapping[str, Any] | Node | None) -> Node | None:

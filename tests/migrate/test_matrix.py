@@ -38,7 +38,8 @@ def test_migrate_pair(src_kind: str, dst_kind: str, tmp_path: Path, records: lis
         assert report.failed == []
         assert (report.read, report.written, report.skipped) == (60, 60, 0)
         v = report.verification
-        assert v is not None and v.ok, v.differences
+        assert v is not None
+        assert v.ok, v.differences
         assert (v.source_count, v.destination_count, v.vectors_checked) == (60, 60, 60)
         assert v.queries == 20 and v.queries_agreeing == 20 and v.topk_overlap == 1.0
 

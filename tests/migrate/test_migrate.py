@@ -293,7 +293,7 @@ def test_the_pipeline_is_bounded_and_overlaps_embedding_with_writing() -> None:
         pages_read += 1
         return real_scroll(*args)
 
-    src_store.scroll_page = scroll_page  # type: ignore[method-assign]
+    src_store.scroll_page = scroll_page  # type: ignore[method-assign, assignment]
 
     class Embedder(HashEmbedder):
         def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
