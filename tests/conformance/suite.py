@@ -497,8 +497,9 @@ class StoreConformance:
             list(col.scroll(0))
 
     # ----------------------------------------------------------------------------- batching
-    def test_batches_by_count(self, store: VectorStore) -> None:
-        col = store.collection("docs", dim=DIM)
+    @staticmethod
+    def spy_batches(store: VectorStore) -> list[int]:
+        """Record the size of every batch the store is asked to write (still writing it)."""
         sizes: list[int] = []
         real = store.upsert_records
 
@@ -506,22 +507,20 @@ class StoreConformance:
             sizes.append(len(records))
             return real(name, records)
 
-        store.max_batch_count = 7  # type: ignore[misc]
         store.upsert_records = spy  # type: ignore[method-assign]
+        return sizes
+
+    def test_batches_by_count(self, store: VectorStore) -> None:
+        col = store.collection("docs", dim=DIM)
+        store.max_batch_count = 7  # type: ignore[misc]
+        sizes = self.spy_batches(store)
         recs = self.fill(col, 30)
         assert sizes == [7, 7, 7, 7, 2]
         assert sorted(self.all_ids(col)) == [r.id for r in recs]
 
     def test_batches_by_bytes_and_too_big_reported(self, store: VectorStore) -> None:
         col = store.collection("docs", dim=DIM)
-        sizes: list[int] = []
-        real = store.upsert_records
-
-        def spy(name: str, records: Sequence[Record]) -> Any:
-            sizes.append(len(records))
-            return real(name, records)
-
-        store.upsert_records = spy  # type: ignore[method-assign]
+        sizes = self.spy_batches(store)
         vecs = unit(np.random.default_rng(7), 10)
         recs = [Record(f"r{i}", vecs[i], "t" * 100) for i in range(10)]
         one = store.record_nbytes(recs[0])

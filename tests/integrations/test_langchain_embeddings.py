@@ -20,7 +20,9 @@ from tests.support.fake_embedder import HashEmbedder
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-class TestBGEEmbeddingsUnit(EmbeddingsUnitTests):
+class _OnRealMiniLM:
+    """What LangChain's standard suites need to build our class: the real all-MiniLM-L6-v2."""
+
     @property
     def embeddings_class(self) -> type[BGEEmbeddings]:
         return BGEEmbeddings
@@ -30,14 +32,12 @@ class TestBGEEmbeddingsUnit(EmbeddingsUnitTests):
         return {"model": MINILM}
 
 
-class TestBGEEmbeddingsIntegration(EmbeddingsIntegrationTests):
-    @property
-    def embeddings_class(self) -> type[BGEEmbeddings]:
-        return BGEEmbeddings
+class TestBGEEmbeddingsUnit(_OnRealMiniLM, EmbeddingsUnitTests):
+    pass
 
-    @property
-    def embedding_model_params(self) -> dict[str, Any]:
-        return {"model": MINILM}
+
+class TestBGEEmbeddingsIntegration(_OnRealMiniLM, EmbeddingsIntegrationTests):
+    pass
 
 
 def test_real_model_vectors_are_unit_length_and_meaningful() -> None:
