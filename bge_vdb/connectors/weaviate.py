@@ -27,6 +27,7 @@ instead, so one worst case is our policy's (60 s of waiting) plus one call timeo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -67,6 +68,7 @@ from ..store import Cursor, VectorStore, stable_uuid
 from ..types import CollectionSpec, Distance, Hit, Record
 from .weaviate_filters import MAX_PROP_NAME, flatten, path_token, translate, typed
 
+log = logging.getLogger(__name__)
 VECTOR = "default"
 FIXED_PROPS = ("bge_id", "bge_text", "bge_metadata", "bge_hash", "bge_paths")
 RETURN_PROPS = ["bge_id", "bge_text", "bge_metadata", "bge_hash"]
@@ -219,6 +221,9 @@ class WeaviateStore(VectorStore):
             http = getattr(conn, "_client", None)
             if isinstance(http, httpx.Client):
                 http.event_hooks["response"].append(store._note_retry_after)
+        else:  # another weaviate-client layout: its own retries stay on, under ours
+            log.warning("could not switch off weaviate-client's own gRPC retries; they now run "
+                        "inside bge-vdb's retry policy, so a dead server takes longer to report")
         return store
 
     def _note_retry_after(self, response: httpx.Response) -> None:
