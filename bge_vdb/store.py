@@ -182,6 +182,13 @@ class VectorStore(ABC):
             call_with_retry(self.create_collection, spec, policy=self.retry_policy)
             return Collection(self, spec, embedder)
         check_spec(spec, dim=dim, embedder=embedder, check_fingerprint=check_fingerprint)
+        if spec.dim == 0:  # a database that keeps no dimension, on an empty collection (Weaviate)
+            if dim is None:
+                raise ConfigError(
+                    f"collection {name!r} is empty and its database does not record a dimension: "
+                    f"pass embedder=... or dim=..."
+                )
+            spec = CollectionSpec(spec.name, dim, spec.distance, spec.fingerprint)
         return Collection(self, spec, embedder)
 
     def drop(self, name: str) -> None:
@@ -220,7 +227,7 @@ def check_spec(
             f"collection {spec.name!r} uses the {spec.distance.value} metric; bge-vdb needs cosine "
             f"(BGE vectors are compared by cosine similarity). Use another collection name."
         )
-    if dim is not None and spec.dim != dim:
+    if dim is not None and spec.dim and spec.dim != dim:
         raise DimensionMismatch(
             f"collection {spec.name!r} holds {spec.dim}-d vectors but {dim}-d were asked for"
             + (f" (embedder {embedder.fingerprint.get('model')!r})" if embedder is not None else "")

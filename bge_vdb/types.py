@@ -62,7 +62,11 @@ class Hit:
 
 @dataclass(frozen=True)
 class CollectionSpec:
-    """What a collection is: its dimension, metric and the fingerprint of the model that wrote it."""
+    """What a collection is: its dimension, metric and the fingerprint of the model that wrote it.
+
+    ``dim`` is 0 when the database does not record it and the collection holds no vector yet
+    (Weaviate, for a class made outside bge-vdb): it then takes the dimension it is opened with.
+    """
 
     name: str
     dim: int

@@ -166,7 +166,6 @@ class WeaviateStore(VectorStore):
         self._label = _label
         self._owns = _owns
         self._info: dict[str, _Info] = {}
-        self._wanted: dict[str, int] = {}  # dimension asked for, for empty classes made elsewhere
         self._retry_after: list[float | None] = [None]
 
     @classmethod
@@ -290,7 +289,7 @@ class WeaviateStore(VectorStore):
         self._info[cls] = _Info({p.name for p in config.properties}, VECTOR if VECTOR in vectors else None)
         self._check_tenancy(cls, config)
         if owner is None:
-            return CollectionSpec(name, self._guess_dim(cls) or self._wanted.get(name, 0), metric, None)
+            return CollectionSpec(name, self._guess_dim(cls), metric, None)  # 0: empty, not known yet
         return CollectionSpec(name, int(owner["dim"]), metric, owner.get("fingerprint"))
 
     def _check_tenancy(self, cls: str, config: Any) -> None:
@@ -308,18 +307,6 @@ class WeaviateStore(VectorStore):
             res = self._handle(cls).query.fetch_objects(limit=1, include_vector=True)
         # Weaviate keeps no dimension in its schema: an empty class takes whatever comes first.
         return len(next(iter(res.objects[0].vector.values()))) if res.objects else 0
-
-    def collection(self, name: str, *, dim: int | None = None, **kwargs: Any) -> Any:
-        """As :meth:`VectorStore.collection`; an empty class made outside bge-vdb (dimension 0:
-        not known yet) takes the dimension asked for, as Weaviate does on the first insert."""
-        embedder = kwargs.get("embedder")
-        want = embedder.dim if embedder is not None else dim
-        if want is not None:
-            self._wanted[name] = want
-        try:
-            return super().collection(name, dim=dim, **kwargs)
-        finally:
-            self._wanted.pop(name, None)
 
     def create_collection(self, spec: CollectionSpec) -> None:
         cls = class_name(spec.name)

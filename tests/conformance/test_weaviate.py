@@ -73,6 +73,14 @@ class TestWeaviate(StoreConformance):
         again = store.describe_collection("ext")
         assert again is not None and again.dim == DIM
 
+    def test_empty_foreign_class_needs_a_dimension(self, store: VectorStore) -> None:
+        from bge_vdb.errors import ConfigError
+
+        self.create_native_collection(store, "ext", DIM, "cosine")
+        with pytest.raises(ConfigError, match="does not record a dimension"):
+            store.collection("ext")
+        assert store.collection("ext", dim=DIM).dim == DIM
+
 
 def test_factory_hands_out_an_empty_store() -> None:
     with running_weaviate_fake() as fake:
