@@ -271,7 +271,8 @@ class Embedder:
             from .backends.torch import TorchBackend
 
             self._backend = TorchBackend(path, device=self.device, threads=self.threads,
-                                         precision=self.precision, compile=self.compile)
+                                         precision=self.precision, compile=self.compile,
+                                         cls_only=lay.pooling == "cls")
         else:
             from .backends.onnx import OnnxBackend
 

@@ -36,7 +36,10 @@ class Backend(ABC):
 
     @abstractmethod
     def hidden_states(self, batch: TokenBatch) -> np.ndarray:
-        """The last hidden states, float32 of shape (batch, seq_len, hidden)."""
+        """The last hidden states, float32 of shape (batch, seq_len, hidden).
+
+        A backend built for CLS pooling may return position 0 only: (batch, 1, hidden).
+        """
 
     def embed(self, batch: TokenBatch, pooling: Pooling, normalize: bool) -> np.ndarray:
         return pool(self.hidden_states(batch), batch.attention_mask, pooling, normalize)

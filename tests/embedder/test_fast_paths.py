@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bge_vdb import Embedder
-from bge_vdb.embedder import plan_batches
+from bge_vdb.embedder import _pad, plan_batches
 from bge_vdb.errors import ConfigError
 
 torch = pytest.importorskip("torch")
@@ -70,5 +70,44 @@ def test_compiled_model_gives_the_eager_vectors(tiny_bge: Path) -> None:
     texts = ["the quick brown fox", "a long passage about vector database search " * 3, "hello world"]
     eager = Embedder(tiny_bge, backend="torch", precision="fp32")
     compiled = Embedder(tiny_bge, backend="torch", precision="fp32", compile=True)
-    assert compiled.backend.describe() == "torch/cpu/fp32/compiled"
+    assert compiled.backend.describe() == "torch/cpu/fp32/compiled/cls-only-last-layer"
     np.testing.assert_allclose(compiled.embed_documents(texts), eager.embed_documents(texts), atol=1e-5)
+
+
+def test_cls_only_last_layer_gives_the_full_models_cls_vectors(tiny_bge: Path) -> None:
+    """CLS pooling skips the last layer's other positions; its vectors must not change.
+
+    Inputs of different lengths in one batch, so padding and the attention mask are in play."""
+    from bge_vdb.backends.torch import TorchBackend
+
+    texts = ["a dog", "the cat sat on the mat " * 6, "hello world, once more", "x " * 40]
+    emb = Embedder(tiny_bge, backend="torch", precision="fp32", batch_size=4)
+    assert emb.load().backend.describe().endswith("/cls-only-last-layer")
+    fast = emb.embed_documents(texts)
+    emb._backend = TorchBackend(tiny_bge, precision="fp32", cls_only=False)
+    assert "cls-only" not in emb.backend.describe()
+    full = emb.embed_documents(texts)
+    np.testing.assert_allclose(fast, full, atol=1e-6)
+    batch = emb._tokenizer.encode_batch(texts)
+    assert len({len(e.ids) for e in batch}) == len(texts)  # really padded
+
+
+def test_mean_pooling_keeps_every_position(tiny_bge: Path) -> None:
+    emb = Embedder(tiny_bge, backend="torch", precision="fp32", pooling="mean").load()
+    assert "cls-only" not in emb.backend.describe()
+    batch = _pad(emb._tokenizer.encode_batch(["a b c d"]))
+    assert emb.backend.hidden_states(batch).shape[1] == batch.input_ids.shape[1]
+
+
+def test_cls_only_is_refused_for_models_not_built_like_bert() -> None:
+    from transformers import BertConfig, BertModel
+
+    from bge_vdb.backends.torch import install_cls_only_last_layer
+
+    model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=64, is_decoder=True))
+    assert not install_cls_only_last_layer(model)  # a decoder attends causally
+    model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=64))
+    assert install_cls_only_last_layer(model) and install_cls_only_last_layer(model)  # idempotent
+    assert sum(getattr(m, "cls_only", False) for m in model.encoder.layer) == 1

@@ -69,7 +69,7 @@ def test_auto_precision_follows_cpu_flags() -> None:
 def test_auto_embedder_reports_its_precision(tiny_bge: Path) -> None:
     emb = Embedder(tiny_bge, backend="torch")
     expected = "bf16" if cpu_has_bf16() else "fp32"
-    assert emb.backend.describe() == f"torch/cpu/{expected}"
+    assert emb.backend.describe() == f"torch/cpu/{expected}/cls-only-last-layer"
     assert emb.fingerprint == Embedder(tiny_bge, backend="torch", precision="fp32").fingerprint
 
 
