@@ -55,7 +55,7 @@ def _add_embed(sub: Any) -> None:
     p.add_argument("texts", nargs="+", metavar="TEXT")
     p.add_argument("--query", action="store_true", help="embed as queries (adds the instruction)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    _add_precision(p)
 
     def run(args: argparse.Namespace) -> int:
         from .embedder import Embedder
@@ -101,12 +101,17 @@ def _add_export_onnx(sub: Any) -> None:
 
 # --- sync commands (sync, search, info) ---------------------------------------------------
 
-def _open_embedder(model: str, backend: str) -> Any:
+def _add_precision(p: Any) -> None:
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
+                   help="auto: bf16 autocast on CPUs that have it (torch); int8: opt-in ONNX model")
+
+
+def _open_embedder(model: str, backend: str, precision: str = "auto") -> Any:
     from .embedder import Embedder
     from .errors import ModelError
 
     try:
-        return Embedder(model, backend=backend).load()
+        return Embedder(model, backend=backend, precision=precision).load()
     except ModelError as exc:
         raise ModelError(f"{exc} On the command line: --model /path/to/model-dir (or the offline "
                          f"preset --model sentence-transformers/all-MiniLM-L6-v2, whose weights "
@@ -136,6 +141,7 @@ def _add_sync(sub: Any) -> None:
     p.add_argument("--collection", required=True, metavar="NAME")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"preset id or local directory ({DEFAULT_MODEL})")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
+    _add_precision(p)
     p.add_argument("--mirror", action="store_true", help="delete records whose document is not in SOURCE")
     p.add_argument("--scope", metavar="JSON", help='limit --mirror deletion, e.g. \'{"source": "wiki"}\'')
     p.add_argument("--dry-run", action="store_true", help="plan only: nothing embedded or written")
@@ -167,13 +173,14 @@ def _add_sync(sub: Any) -> None:
 
             return _finish_sync(sync_source(
                 args.source, address=args.address, store_url=args.to, collection=args.collection,
-                model=args.model, embedder_options={"backend": args.backend}, num_workers=args.workers,
+                model=args.model, embedder_options={"backend": args.backend, "precision": args.precision},
+                num_workers=args.workers,
                 mirror=args.mirror, scope=scope, dry_run=args.dry_run, batch_size=args.batch_size,
                 on_long=args.on_long, id_field=args.id_field, text_field=args.text_field,
                 metadata_field=args.metadata_field), args.json)
         docs = open_source(args.source, id_field=args.id_field, text_field=args.text_field,
                            metadata_field=args.metadata_field)
-        embedder = _open_embedder(args.model, args.backend)
+        embedder = _open_embedder(args.model, args.backend, args.precision)
         with connect(args.to) as store:
             # A collection written by another model is re-embedded, and the report says so.
             col = store.collection(args.collection, embedder=embedder, check_fingerprint=False)
@@ -225,6 +232,7 @@ def _add_search(sub: Any) -> None:
     p.add_argument("--where", metavar="JSON", help='metadata filter, e.g. \'{"lang": "en"}\'')
     p.add_argument("--model", help="embedder (default: the model recorded in the collection)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
+    _add_precision(p)
     p.add_argument("--json", action="store_true", help="print hits as JSON")
 
     def run(args: argparse.Namespace) -> int:
@@ -238,7 +246,7 @@ def _add_search(sub: Any) -> None:
             model = args.model or (spec.fingerprint or {}).get("model")
             if not model:
                 raise ConfigError(f"collection {args.collection!r} records no model; pass --model")
-            embedder = _open_embedder(model, args.backend)
+            embedder = _open_embedder(model, args.backend, args.precision)
             col = store.collection(args.collection, embedder=embedder, create=False)
             hits = col.search(args.query, k=args.k, where=where)
         if args.json:

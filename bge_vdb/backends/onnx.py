@@ -8,6 +8,7 @@ exported once (with torch) into bge-vdb's cache: ``$BGE_VDB_CACHE/onnx/<weights 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,23 @@ def onnx_model_for(path: Path, *, export: bool = True) -> Path:
     return export_onnx(path, target)
 
 
+def int8_model_for(fp32_file: Path, calibration: Callable[[], list[TokenBatch]]) -> Path:
+    """The cached INT8 variant of an fp32 ONNX file, built on first use (see ``int8.py``)."""
+    from .int8 import INT8_VERSION, quantize_int8
+
+    target = cache_dir() / "onnx-int8" / f"{weights_sha256(fp32_file)[:32]}-v{INT8_VERSION}" / "model.onnx"
+    if target.is_file():
+        return target
+    log.warning("building the INT8 model for %s once (SmoothQuant + dynamic int8); cached at %s",
+                fp32_file, target)
+    return quantize_int8(fp32_file, target, calibration())
+
+
 class OnnxBackend(Backend):
     name = "onnx"
 
-    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
+                 precision: str = "fp32", calibration: Callable[[], list[TokenBatch]] | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -54,7 +68,15 @@ class OnnxBackend(Backend):
             raise ConfigError(f"the ONNX backend here runs on CPU only, not device={device!r}")
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be >= 1, not {threads}")
+        if precision not in ("fp32", "int8"):
+            raise ConfigError(f"the ONNX backend runs 'fp32' or 'int8', not {precision!r}")
+        if precision == "int8" and calibration is None:
+            raise ConfigError("precision='int8' needs calibration batches (the Embedder passes them)")
+        self.precision = precision
         self.file = onnx_model_for(path)
+        if precision == "int8":
+            assert calibration is not None
+            self.file = int8_model_for(self.file, calibration)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or default_threads()
@@ -68,7 +90,7 @@ class OnnxBackend(Backend):
         log.info("onnx backend: %s, %d threads", self.file, options.intra_op_num_threads)
 
     def describe(self) -> str:
-        return "onnx/cpu/fp32"
+        return f"onnx/cpu/{self.precision}"
 
     def hidden_states(self, batch: TokenBatch) -> np.ndarray:
         feed = {

@@ -123,7 +123,7 @@ def install_cls_only_last_layer(model: Any) -> bool:
     (batch, 1, hidden). A model not built like transformers' BERT is left alone (False).
     """
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     config = model.config
     layers = getattr(getattr(model, "encoder", None), "layer", None)

@@ -91,3 +91,8 @@ def test_cli_embed_and_export(tiny_bge: Path, tmp_path: Path, capsys: pytest.Cap
     assert (tmp_path / "x" / "model.onnx").is_file()
     assert main(["embed", str(tmp_path / "missing"), "text"]) == 1
     assert "does not exist" in capsys.readouterr().err
+    # int8 exists only as an ONNX model: --precision int8 alone picks that backend.
+    assert main(["embed", str(tiny_bge), "hello world", "--precision", "int8"]) == 0
+    assert "(onnx/cpu/int8)" in capsys.readouterr().out
+    assert main(["embed", str(tiny_bge), "hello", "--precision", "int8", "--backend", "torch"]) == 2
+    assert "ONNX option" in capsys.readouterr().err

@@ -53,12 +53,12 @@ def test_gpu_batches_follow_the_same_token_budget() -> None:
     assert all(len(b) * lengths[b[0]] <= 1024 for b in batches)
 
 
-def test_onnx_refuses_half_precision_and_int8(tiny_bge: Path) -> None:
+def test_onnx_refuses_half_precision(tiny_bge: Path) -> None:
     for precision in ("bf16", "fp16"):
         with pytest.raises(ConfigError, match="torch option"):
             Embedder(tiny_bge, backend="onnx", precision=precision)
     with pytest.raises(ConfigError, match="precision must be"):
-        Embedder(tiny_bge, backend="onnx", precision="int8")  # measured, not offered (README)
+        Embedder(tiny_bge, backend="onnx", precision="int4")
 
 
 def test_compile_needs_torch(tiny_bge: Path) -> None:

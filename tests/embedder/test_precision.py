@@ -1,7 +1,8 @@
 """Accuracy guards for every precision offered, on real weights (all-MiniLM-L6-v2), both layouts.
 
 Bounds from issue 8: cosine to the fp32 vectors >= 0.9999 on average and top-10 neighbour
-overlap >= 0.99. No timing is asserted here; speed lives in benchmarks/embed.py.
+overlap >= 0.99 for every path that can be a default, and overlap >= 0.97 for the opt-in ONNX
+INT8 model. No timing is asserted here; speed lives in benchmarks/embed.py.
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ def _overlap10(ref_q: np.ndarray, ref: np.ndarray, q: np.ndarray, d: np.ndarray)
     return float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]))
 
 
-@pytest.mark.parametrize("variant", [{"backend": "torch", "precision": "bf16"}, {"backend": "onnx"}],
-                         ids=["torch-bf16", "onnx-fp32"])
+# (variant, least mean cosine, least overlap@10)
+VARIANTS = [({"backend": "torch", "precision": "bf16"}, 0.9999, 0.99),
+            ({"backend": "onnx"}, 0.9999, 0.99),
+            ({"backend": "onnx", "precision": "int8"}, 0.999, 0.97)]
+
+
+@pytest.mark.parametrize(("variant", "min_cosine", "min_overlap"), VARIANTS,
+                         ids=["torch-bf16", "onnx-fp32", "onnx-int8"])
 @pytest.mark.parametrize("layout", ["own_mean", "as_bge_cls"])
-def test_precision_keeps_accuracy(variant: dict[str, str], layout: str, corpus: tuple[list[str], list[str]],
-                                  minilm_dir: Path, minilm_as_bge: Path) -> None:
+def test_precision_keeps_accuracy(variant: dict[str, str], min_cosine: float, min_overlap: float, layout: str,
+                                  corpus: tuple[list[str], list[str]], minilm_dir: Path,
+                                  minilm_as_bge: Path) -> None:
     path = minilm_dir if layout == "own_mean" else minilm_as_bge
     docs, queries = corpus
     if layout not in _REFERENCE:  # the fp32 vectors, computed once per layout
@@ -47,8 +55,8 @@ def test_precision_keeps_accuracy(variant: dict[str, str], layout: str, corpus: 
     cosine = (ref * got).sum(axis=1)
     overlap = _overlap10(ref_q, ref, got_q, got)
     print(f"\n{variant} {layout}: cosine mean {cosine.mean():.6f} min {cosine.min():.6f}, overlap@10 {overlap:.3f}")
-    assert cosine.mean() >= 0.9999
-    assert overlap >= 0.99
+    assert cosine.mean() >= min_cosine
+    assert overlap >= min_overlap
 
 
 def test_auto_precision_follows_cpu_flags() -> None:

@@ -21,7 +21,8 @@ REAL_OPEN_EMBEDDER = cli._open_embedder
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     asked: list[str] = []
 
-    def open_embedder(model: str, backend: str) -> Any:
+    def open_embedder(model: str, backend: str, precision: str = "auto") -> Any:
+        assert precision in ("auto", "fp32", "bf16", "int8")  # what --precision passes through
         asked.append(model)
         return HashEmbedder(dim=16, name=model)
 
