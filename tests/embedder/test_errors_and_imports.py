@@ -81,6 +81,24 @@ def test_onnx_backend_runs_without_torch(tiny_bge: Path, _bge_vdb_cache: Path) -
     np.testing.assert_allclose(eval(out.strip().replace("np.float32", "")), ref[0][:4], atol=1e-6)
 
 
+def test_int8_builds_and_runs_without_torch(tiny_bge: Path, _bge_vdb_cache: Path, tmp_path: Path) -> None:
+    ref = Embedder(str(tiny_bge), backend="onnx", precision="int8").embed_documents(["hello world"])
+    code = (
+        "import sys; from pathlib import Path; from bge_vdb import Embedder; "
+        "from bge_vdb.backends.int8 import calibration_batches, quantize_int8; "
+        "from bge_vdb.backends.onnx import onnx_model_for; from bge_vdb.embedder import _pad; "
+        f"e = Embedder({str(tiny_bge)!r}, backend='onnx', precision='int8').load(); "
+        "v = e.embed_documents(['hello world']); print(list(v[0][:4])); "
+        f"fp32 = onnx_model_for(Path({str(tiny_bge)!r}), export=False); "
+        "batches = calibration_batches(lambda t: _pad(e._truncating.encode_batch(t))); "
+        f"quantize_int8(fp32, Path({str(tmp_path / 'fresh.onnx')!r}), batches); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"
+    )
+    out = _run(code, BGE_VDB_CACHE=str(_bge_vdb_cache))
+    np.testing.assert_allclose(eval(out.strip().replace("np.float32", "")), ref[0][:4], atol=1e-6)
+    assert (tmp_path / "fresh.onnx").stat().st_size > 0
+
+
 def test_cli_embed_and_export(tiny_bge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from bge_vdb.cli import main
 
