@@ -53,6 +53,25 @@ def resolve_precision(precision: str, device: str, *, cpuinfo: str | None = None
     return "bf16" if device.startswith("cpu") and cpu_has_bf16(cpuinfo) else "fp32"
 
 
+def load_model(path: Path, *, attn_implementation: str) -> Any:
+    """transformers ``AutoModel`` from safetensors, no remote code, and no progress bar.
+
+    transformers 5 draws a "Loading weights" bar on stderr for every load: noise in logs and
+    in a CLI that draws its own progress. It is switched off for this load, then restored.
+    """
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return AutoModel.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False,
+                                         attn_implementation=attn_implementation)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -60,7 +79,7 @@ class TorchBackend(Backend):
                  precision: str = "auto", compile: bool = False, cls_only: bool = False) -> None:
         try:
             import torch
-            from transformers import AutoModel
+            import transformers  # noqa: F401  (imported here so a missing one names the extra)
         except ImportError as exc:
             raise MissingExtra(exc.name or "torch", "torch", "the torch backend") from exc
         self._torch = torch
@@ -74,9 +93,7 @@ class TorchBackend(Backend):
         if self.device == "cpu":
             torch.set_num_threads(threads or default_threads())
         try:
-            model = AutoModel.from_pretrained(
-                str(path), use_safetensors=True, trust_remote_code=False, attn_implementation="sdpa",
-            )
+            model = load_model(path, attn_implementation="sdpa")
         except Exception as exc:  # transformers raises OSError/ValueError/...: one clear message
             raise ModelError(f"cannot load the model in {path} with transformers: {exc}") from exc
         self.model: Any = model.eval().to(self.device)
@@ -168,13 +185,11 @@ def export_onnx(path: Path, out_file: Path, *, opset: int = 17) -> Path:
     """Export the model in ``path`` to ONNX (inputs: ids, mask, types; output: last_hidden_state)."""
     try:
         import torch
-        from transformers import AutoModel
+        import transformers  # noqa: F401  (imported here so a missing one names the extra)
     except ImportError as exc:
         raise MissingExtra(exc.name or "torch", "torch", "exporting a model to ONNX") from exc
     try:
-        model = AutoModel.from_pretrained(
-            str(path), use_safetensors=True, trust_remote_code=False, attn_implementation="eager",
-        )
+        model = load_model(path, attn_implementation="eager")
     except Exception as exc:
         raise ModelError(f"cannot load the model in {path} for ONNX export: {exc}") from exc
 

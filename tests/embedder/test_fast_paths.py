@@ -111,3 +111,21 @@ def test_cls_only_is_refused_for_models_not_built_like_bert() -> None:
                                  intermediate_size=64))
     assert install_cls_only_last_layer(model) and install_cls_only_last_layer(model)  # idempotent
     assert sum(getattr(m, "cls_only", False) for m in model.encoder.layer) == 1
+
+
+def test_loading_draws_no_progress_bar_and_restores_the_setting(tiny_bge: Path,
+                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from bge_vdb.backends.torch import TorchBackend
+
+    assert hf_logging.is_progress_bar_enabled()
+    TorchBackend(tiny_bge, precision="fp32")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is back
+    hf_logging.disable_progress_bar()
+    try:
+        TorchBackend(tiny_bge, precision="fp32")
+        assert not hf_logging.is_progress_bar_enabled()  # not switched on behind the caller's back
+    finally:
+        hf_logging.enable_progress_bar()
