@@ -172,6 +172,8 @@ def install_cls_only_last_layer(model: Any) -> bool:
             value = sa.value(hidden_states).view(batch, length, heads, size).transpose(1, 2)
             if attention_mask is not None and attention_mask.dim() == 4:
                 attention_mask = attention_mask[:, :, :1, :]  # the CLS query's row of the mask
+            elif attention_mask is not None:  # a plain (batch, length) 1/0 mask
+                attention_mask = attention_mask[:, None, None, :].bool()
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
                                                      scale=sa.scaling)
             context = context.transpose(1, 2).reshape(batch, 1, heads * size)

@@ -129,3 +129,27 @@ def test_loading_draws_no_progress_bar_and_restores_the_setting(tiny_bge: Path,
         assert not hf_logging.is_progress_bar_enabled()  # not switched on behind the caller's back
     finally:
         hf_logging.enable_progress_bar()
+
+
+def test_cls_only_layer_reads_every_mask_form_like_the_full_layer() -> None:
+    """The layer on its own: a (batch, length) mask, a (batch, 1, 1, length) one and the
+    (batch, 1, length, length) one transformers builds all give the full layer's CLS row."""
+    from transformers import BertConfig, BertModel
+
+    from bge_vdb.backends.torch import install_cls_only_last_layer
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64)).eval()
+    full = model.encoder.layer[0]
+    assert install_cls_only_last_layer(model)
+    cls_only = model.encoder.layer[0]
+    hidden = torch.randn(2, 5, 32)
+    mask2d = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    square = mask2d[:, None, None, :].bool().expand(2, 1, 5, 5)
+    with torch.inference_mode():
+        expected = full(hidden, square)[:, :1]
+        for mask in (mask2d, mask2d[:, None, None, :].bool(), square):
+            torch.testing.assert_close(cls_only(hidden, mask), expected, atol=1e-6, rtol=1e-5)
+        # The mask matters: without it the first input's padding would be attended to.
+        assert not torch.allclose(cls_only(hidden, None)[0], expected[0], atol=1e-4)
