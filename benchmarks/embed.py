@@ -363,8 +363,6 @@ def main(argv: list[str] | None = None) -> int:
         prefix = ref_emb.query_instruction
         (tmp / "q_prefixed.json").write_text(json.dumps([prefix + q for q in queries]))
         for name, spec in paths.items():
-            if spec.get("compile"):
-                continue  # same numerics as bf16 autocast; 30 s of compilation per layout
             w = Worker(name, spec, real, args.batch_size, env)
             w.ask("embed", tmp / "acc_docs.json", tmp / "d.npy")
             w.ask("embed", tmp / "q_prefixed.json", tmp / "q.npy")

@@ -34,12 +34,13 @@ def _overlap10(ref_q: np.ndarray, ref: np.ndarray, q: np.ndarray, d: np.ndarray)
 
 # (variant, least mean cosine, least overlap@10)
 VARIANTS = [({"backend": "torch", "precision": "bf16"}, 0.9999, 0.99),
+            ({"backend": "torch", "precision": "bf16", "compile": True}, 0.9999, 0.99),
             ({"backend": "onnx"}, 0.9999, 0.99),
             ({"backend": "onnx", "precision": "int8"}, 0.999, 0.97)]
 
 
 @pytest.mark.parametrize(("variant", "min_cosine", "min_overlap"), VARIANTS,
-                         ids=["torch-bf16", "onnx-fp32", "onnx-int8"])
+                         ids=["torch-bf16", "torch-bf16-compiled", "onnx-fp32", "onnx-int8"])
 @pytest.mark.parametrize("layout", ["own_mean", "as_bge_cls"])
 def test_precision_keeps_accuracy(variant: dict[str, str], min_cosine: float, min_overlap: float, layout: str,
                                   corpus: tuple[list[str], list[str]], minilm_dir: Path,
