@@ -25,6 +25,7 @@ the outlier channels are a property of the model, not of the text.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -137,18 +138,22 @@ def quantize_int8(fp32_file: Path, out_file: Path, batches: Iterable[TokenBatch]
     model.graph.node.extend(nodes)
 
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    smoothed_file = out_file.with_name(f".{out_file.name}.smoothed.onnx")
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
+    # pid in the names: two processes building the same model must not share scratch files.
+    smoothed_file = out_file.with_name(f".{out_file.name}.{os.getpid()}.smoothed.onnx")
+    tmp = out_file.with_name(f".{out_file.name}.{os.getpid()}.tmp")
     onnx.save(model, str(smoothed_file))
+    # The quantizer logs each node at INFO and advises "pre-processing" (shape inference for
+    # image models) at WARNING on the root logger: neither is for our users.
     quiet = logging.getLogger().level
-    logging.getLogger().setLevel(max(quiet, logging.WARNING))  # the quantizer logs each node at INFO
+    logging.getLogger().setLevel(max(quiet, logging.ERROR))
     try:
         quantize_dynamic(str(smoothed_file), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul"], nodes_to_quantize=[n.name for n in targets],
                          extra_options={"MatMulConstBOnly": True})
+        tmp.replace(out_file)  # atomic: a concurrent reader never sees half a file
     finally:
         logging.getLogger().setLevel(quiet)
         smoothed_file.unlink(missing_ok=True)
-    tmp.replace(out_file)  # atomic: a concurrent reader never sees half a file
+        tmp.unlink(missing_ok=True)  # only left behind by a failed quantization
     log.info("INT8 model: %d of %d FFN matmuls quantized -> %s", len(targets), len(ffn1), out_file)
     return out_file

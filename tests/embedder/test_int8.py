@@ -41,6 +41,7 @@ def test_int8_model_is_built_once_and_cached(tiny_bge: Path, caplog: pytest.LogC
         emb = Embedder(tiny_bge, backend="onnx", precision="int8").load()
     assert "building the INT8 model" not in caplog.text
     assert emb.backend.file.parent.parent.name == "onnx-int8"
+    assert [f.name for f in emb.backend.file.parent.iterdir()] == ["model.onnx"]  # no scratch left
 
 
 def test_smoothing_leaves_the_float_product_unchanged(tiny_bge: Path, tmp_path: Path) -> None:
