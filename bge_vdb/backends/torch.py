@@ -136,7 +136,8 @@ def install_cls_only_last_layer(model: Any) -> bool:
 
     Nothing a CLS-pooled embedding reads depends on the last layer's other positions: the CLS
     row still attends over every position's keys and values, so its vector is the same (up to
-    float rounding) while the last layer does ~1/12 of its work. The model's output becomes
+    float rounding) while the last layer skips ~5/6 of its linear work (keys and values are
+    still computed for every position) and most of its attention. The output becomes
     (batch, 1, hidden). A model not built like transformers' BERT is left alone (False).
     """
     import torch
