@@ -138,8 +138,11 @@ def test_path_tokens_are_injective() -> None:
 
 
 def test_fake_enforces_class_name_rule(fake: FakeWeaviate) -> None:
-    with pytest.raises(ValueError, match="valid class name"):
-        fake.create_class({"class": "docs"})
+    # As the server does (schema.UppercaseClassName), the first letter is capitalised first.
+    assert fake.create_class({"class": "docs"})["class"] == "Docs"
+    for bad in ("1docs", "my-docs", "_docs", ""):
+        with pytest.raises(ValueError, match="valid class name"):
+            fake.create_class({"class": bad})
 
 
 def test_whitespace_and_types_filter_exactly(store: WeaviateStore) -> None:
