@@ -21,7 +21,7 @@ from bge_vdb.connectors.pinecone_mapping import (
 )
 from bge_vdb.types import Record
 from tests.conformance.suite import FILTER_ROWS, ODD_IDS, ROUND_TRIP_METADATA
-from tests.fakes.pinecone_server import check_metadata, matches
+from tests.fakes.pinecone_semantics import check_metadata, matches
 
 VALID_INDEX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$")
 

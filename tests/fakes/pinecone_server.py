@@ -2,22 +2,25 @@
 
 One ``ThreadingHTTPServer`` serves both planes:
 
-* control plane: ``GET/POST /indexes``, ``GET/DELETE /indexes/{name}``, with the response
+* control plane: list/create/describe/configure/delete indexes (``/indexes``), with the response
   fields the SDK's msgspec models require (``name``, ``status{ready,state}``, ``schema`` with
   the reserved ``_values`` dense field, ``deployment``, ``host``, ``deletion_protection``,
-  ``tags``);
-* data plane of each index under its ``host``, ``http://127.0.0.1:PORT/index/{name}``:
-  ``/vectors/upsert``, ``/query``, ``/vectors/fetch``, ``/vectors/delete`` (ids, filter,
-  deleteAll), ``/describe_index_stats``, ``/vectors/list`` (paginated, prefix).
+  ``tags``); ``configure`` changes deletion protection and tags (``""`` deletes a tag);
+* data plane of each index under its ``host``, ``http://127.0.0.1:PORT/index/{name}``: the
+  Vectors API (upsert with sparse values, query by vector / id / sparse-dense, fetch,
+  fetch_by_metadata, delete, update by id or filter, describe_index_stats, list) and
+  namespaces (:mod:`pinecone_data`).
 
-Answers are computed, never canned: cosine similarity over the stored float32 vectors and
-Pinecone's metadata filter language evaluated per record (a list-valued field matches
-``$eq``/``$in`` when any element does and ``$ne``/``$nin`` when none does; a comparison on a
-missing field is false, also for ``$ne``/``$nin``). The service limits that matter to a client
-are enforced with Pinecone's status codes: 2 MB per request, 1000 vectors per upsert, 40 KB of
-metadata per record, metadata values only string, number, boolean or list of strings, 1000 ids
-per fetch, ``limit`` <= 100 per list, index names ``[a-z0-9-]{1,45}``, an API key and the
-``X-Pinecone-Api-Version`` header on every request.
+Answers are computed, never canned (:mod:`pinecone_semantics`). The service limits that matter to
+a client are enforced with Pinecone's status codes: 2 MB per request, 1000 vectors per upsert,
+40 KB of metadata per record, no null metadata, 1000 ids per fetch, ``limit`` <= 100 per list,
+index names ``[a-z0-9-]{1,45}``, an API key and the ``X-Pinecone-Api-Version`` header.
+
+What the fake does not model is refused, never silently skipped: every route of the API reference
+it does not implement (integrated-embedding records, documents, bulk imports, collections,
+backups, restore jobs, backup schedules, inference) answers HTTP 501, and so does a request field
+it does not implement (sparse or text index fields, pod/BYOC deployments, dedicated read
+capacity, CMEK, namespace schemas); a field the API does not have at all answers 400.
 
 Faults are injected with :meth:`FakePinecone.inject`: an HTTP status (5xx, 429 with
 Retry-After), a dropped connection before the request is applied, or a dropped connection
@@ -26,39 +29,77 @@ after it was applied (the client never hears that its write landed).
 
 from __future__ import annotations
 
-import base64
 import json
-import math
 import os
 import re
 import threading
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import numpy as np
-
+from tests.fakes import pinecone_data as data
 from tests.fakes.http_base import JsonHandler, serve_in_thread
+from tests.fakes.pinecone_data import FakeIndex
+from tests.fakes.pinecone_semantics import ApiFailure, not_modelled
 
 API_VERSION = "2026-07"
 API_KEY = "fake-pinecone-key"
 API_KEY_ENV = "BGE_VDB_PINECONE_FAKE_KEY"
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
-MAX_UPSERT_VECTORS = 1000
-MAX_METADATA_BYTES = 40 * 1024
-MAX_FETCH_IDS = 1000
-MAX_LIST_LIMIT = 100
 INDEX_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
 
-
-class ApiFailure(Exception):
-    def __init__(self, status: int, message: str, code: str = "INVALID_ARGUMENT") -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+# Every route of the API reference: (method, path pattern) -> operation. Implemented operations
+# are dispatched below; the rest are refused with 501 (the service has them, the fake does not).
+ROUTES: dict[tuple[str, str], str] = {
+    ("GET", r"/indexes"): "list_indexes", ("POST", r"/indexes"): "create_index",
+    ("GET", r"/indexes/[^/]+"): "describe_index", ("PATCH", r"/indexes/[^/]+"): "configure_index",
+    ("DELETE", r"/indexes/[^/]+"): "delete_index",
+    ("POST", r"/vectors/upsert"): "upsert", ("POST", r"/query"): "query",
+    ("GET", r"/vectors/fetch"): "fetch", ("POST", r"/vectors/fetch_by_metadata"): "fetch_by_metadata",
+    ("POST", r"/vectors/delete"): "delete", ("POST", r"/vectors/update"): "update",
+    ("POST", r"/describe_index_stats"): "describe_index_stats", ("GET", r"/vectors/list"): "list",
+    ("POST", r"/namespaces"): "create_namespace", ("GET", r"/namespaces"): "list_namespaces",
+    ("GET", r"/namespaces/[^/]+"): "describe_namespace", ("DELETE", r"/namespaces/[^/]+"): "delete_namespace",
+}
+UNMODELLED_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", r"/indexes/create-for-model"): "integrated-embedding indexes (create_for_model)",
+    ("GET", r"/indexes/[^/]+/backups"): "backups", ("POST", r"/indexes/[^/]+/backups"): "backups",
+    ("GET", r"/backups"): "backups", ("GET", r"/backups/[^/]+"): "backups",
+    ("DELETE", r"/backups/[^/]+"): "backups", ("POST", r"/backups/[^/]+/create-index"): "restores from backups",
+    ("GET", r"/restore-jobs"): "restore jobs", ("GET", r"/restore-jobs/[^/]+"): "restore jobs",
+    ("GET", r"/indexes/[^/]+/backup-schedules"): "backup schedules",
+    ("POST", r"/indexes/[^/]+/backup-schedules"): "backup schedules",
+    ("GET", r"/backup-schedules/[^/]+"): "backup schedules", ("PATCH", r"/backup-schedules/[^/]+"): "backup schedules",
+    ("DELETE", r"/backup-schedules/[^/]+"): "backup schedules",
+    ("GET", r"/backup-schedules/[^/]+/history"): "backup schedules",
+    ("GET", r"/collections"): "collections", ("POST", r"/collections"): "collections",
+    ("GET", r"/collections/[^/]+"): "collections", ("DELETE", r"/collections/[^/]+"): "collections",
+    ("POST", r"/embed"): "the inference API", ("POST", r"/rerank"): "the inference API",
+    ("GET", r"/models"): "the inference API", ("GET", r"/models/[^/]+"): "the inference API",
+    ("POST", r"/records/namespaces/[^/]+/upsert"): "integrated-embedding records (upsert_records)",
+    ("POST", r"/records/namespaces/[^/]+/search"): "integrated-embedding records (search)",
+    ("POST", r"/namespaces/[^/]+/documents/(upsert|search|fetch|delete|update|list)"): "the Documents API",
+    ("GET", r"/bulk/imports"): "bulk imports", ("POST", r"/bulk/imports"): "bulk imports",
+    ("GET", r"/bulk/imports/[^/]+"): "bulk imports", ("DELETE", r"/bulk/imports/[^/]+"): "bulk imports",
+}
+# Body fields per operation: (implemented, in the API but not modelled by the fake).
+BODY_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "create_index": ({"name", "schema", "deployment", "read_capacity", "deletion_protection", "tags"}, {"cmek_id"}),
+    "configure_index": ({"deletion_protection", "tags", "read_capacity", "deployment", "schema"}, {"embed"}),
+    "upsert": ({"vectors", "namespace"}, set()),
+    "query": ({"namespace", "topK", "filter", "includeValues", "includeMetadata", "vector", "sparseVector",
+               "id", "scanFactor", "maxCandidates", "queries"}, set()),
+    "fetch_by_metadata": ({"namespace", "filter", "limit", "paginationToken"}, set()),
+    "delete": ({"ids", "deleteAll", "namespace", "filter"}, set()),
+    "update": ({"id", "values", "sparseValues", "setMetadata", "namespace", "filter", "dryRun"}, set()),
+    "describe_index_stats": ({"filter"}, set()),
+    "create_namespace": ({"name", "schema"}, set()),
+}
 
 
 @dataclass
@@ -70,25 +111,6 @@ class Fault:
     times: int
     status: int = 503
     retry_after: float | None = None
-
-
-@dataclass
-class Row:
-    values: np.ndarray
-    metadata: dict[str, Any] | None
-
-
-@dataclass
-class FakeIndex:
-    name: str
-    dim: int
-    metric: str
-    cloud: str
-    region: str
-    deletion_protection: str
-    tags: dict[str, str] | None
-    pending_describes: int  # "Initializing" for this many more describes
-    namespaces: dict[str, dict[str, Row]] = field(default_factory=dict)
 
 
 class FakePinecone:
@@ -151,20 +173,25 @@ class FakePinecone:
         }
 
     def create_index(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("name")
+        name = body.get("name") or f"index-{uuid.uuid4().hex[:8]}"  # the server names it when omitted
         if not isinstance(name, str) or not INDEX_NAME.match(name):
             raise ApiFailure(400, f"Invalid index name {name!r}: use 1-45 lowercase alphanumeric "
                                   "characters or '-', starting and ending with an alphanumeric")
         fields = (body.get("schema") or {}).get("fields") or {}
         dense = fields.get("_values")
         if set(fields) != {"_values"} or not isinstance(dense, dict) or dense.get("type") != "dense_vector":
-            raise ApiFailure(400, "this fake serves only vector indexes (one '_values' dense field)")
+            kinds = sorted({str((f or {}).get("type")) for f in fields.values()})
+            raise not_modelled(f"index schemas other than one dense '_values' field (got {kinds}): "
+                               "sparse, full-text and integrated-embedding indexes")
         dim, metric = dense.get("dimension"), dense.get("metric", "cosine")
         if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 20000:
             raise ApiFailure(400, f"dimension must be an integer in [1, 20000], got {dim!r}")
         if metric not in ("cosine", "euclidean", "dotproduct"):
             raise ApiFailure(400, f"unknown metric {metric!r}")
         dep = body.get("deployment") or {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"}
+        if dep.get("deployment_type", "managed") != "managed":
+            raise not_modelled(f"{dep.get('deployment_type')} deployments")
+        _on_demand(body.get("read_capacity"))
         with self.lock:
             if name in self.indexes:
                 raise ApiFailure(409, f"Resource {name} already exists", "ALREADY_EXISTS")
@@ -180,246 +207,82 @@ class FakePinecone:
             raise ApiFailure(404, f"Resource {name} not found", "NOT_FOUND")
         return ix
 
-    def control(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        if path == "/indexes" and method == "GET":
-            with self.lock:
-                return 200, {"indexes": [self.index_model(ix) for ix in self.indexes.values()]}
-        if path == "/indexes" and method == "POST":
+    def configure_index(self, ix: FakeIndex, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("deployment") is not None:
+            raise not_modelled("pod scaling (deployment) of an index")
+        if body.get("schema") is not None:
+            raise ApiFailure(400, "The schema of an index created with a schema cannot be changed")
+        _on_demand(body.get("read_capacity"))
+        protection = body.get("deletion_protection")
+        if protection is not None:
+            if protection not in ("enabled", "disabled"):
+                raise ApiFailure(400, f"deletion_protection must be 'enabled' or 'disabled', got {protection!r}")
+            ix.deletion_protection = protection
+        if body.get("tags") is not None:
+            merged = {**(ix.tags or {}), **body["tags"]}
+            ix.tags = {k: v for k, v in merged.items() if v != ""} or None  # "" deletes a tag
+        return self.index_model(ix)
+
+    def control(self, op: str, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if op == "list_indexes":
+            return 200, {"indexes": [self.index_model(ix) for ix in self.indexes.values()]}
+        if op == "create_index":
             return 201, self.create_index(body)
-        name = unquote(path[len("/indexes/"):])
-        with self.lock:
-            ix = self.get_index(name)
-            if method == "GET":
-                model = self.index_model(ix)
-                ix.pending_describes -= 1
-                return 200, model
-            if method == "DELETE":
-                if ix.deletion_protection == "enabled":
-                    raise ApiFailure(403, "Deletion protection is enabled for this index", "FORBIDDEN")
-                del self.indexes[name]
-                return 202, None
-        raise ApiFailure(404, f"no route {method} {path}", "NOT_FOUND")
+        ix = self.get_index(unquote(path[len("/indexes/"):]))
+        if op == "describe_index":
+            model = self.index_model(ix)
+            ix.pending_describes -= 1
+            return 200, model
+        if op == "configure_index":
+            return 202, self.configure_index(ix, body)
+        if ix.deletion_protection == "enabled":  # delete_index
+            raise ApiFailure(403, "Deletion protection is enabled for this index", "FORBIDDEN")
+        del self.indexes[ix.name]
+        return 202, None
 
-    # ---------------------------------------------------------------------------- data plane
-    def data(self, ix: FakeIndex, method: str, op: str, query: dict[str, list[str]], body: Any) -> Any:
-        if op == "/vectors/upsert" and method == "POST":
-            return self.upsert(ix, body)
-        if op == "/query" and method == "POST":
-            return self.query(ix, body)
-        if op == "/vectors/fetch" and method == "GET":
-            return self.fetch(ix, query)
-        if op == "/vectors/delete" and method == "POST":
-            return self.delete(ix, body)
-        if op == "/describe_index_stats" and method == "POST":
-            if body.get("filter"):
-                raise ApiFailure(400, "Serverless and starter indexes do not support describing "
-                                      "index stats with metadata filtering")
-            counts = {ns or "__default__": {"vectorCount": len(rows)}
-                      for ns, rows in ix.namespaces.items() if rows}
-            return {"namespaces": counts, "dimension": ix.dim, "indexFullness": 0.0,
-                    "totalVectorCount": sum(c["vectorCount"] for c in counts.values()),
-                    "metric": ix.metric, "vectorType": "dense"}
-        if op == "/vectors/list" and method == "GET":
-            return self.list_ids(ix, query)
-        raise ApiFailure(404, f"no route {method} {op}", "NOT_FOUND")
-
-    def upsert(self, ix: FakeIndex, body: dict[str, Any]) -> dict[str, Any]:
-        vectors = body.get("vectors")
-        if not isinstance(vectors, list) or not vectors:
-            raise ApiFailure(400, "vectors must be a non-empty list")
-        if len(vectors) > MAX_UPSERT_VECTORS:
-            raise ApiFailure(400, f"Upsert request can contain at most {MAX_UPSERT_VECTORS} vectors, "
-                                  f"got {len(vectors)}")
-        rows: dict[str, Row] = {}
-        for i, v in enumerate(vectors):  # validate everything before applying anything
-            vid, values, meta = v.get("id"), v.get("values"), v.get("metadata")
-            check_id(vid)
-            if not isinstance(values, list) or len(values) != ix.dim:
-                got = len(values) if isinstance(values, list) else values
-                raise ApiFailure(400, f"Vector dimension {got} does not match the dimension of "
-                                      f"the index {ix.dim}")
-            arr = np.asarray(values, dtype=np.float64)
-            if not np.all(np.isfinite(arr)):
-                raise ApiFailure(400, f"vectors[{i}]: values must be finite")
-            if meta is not None:
-                meta = check_metadata(vid, meta)
-            rows[vid] = Row(arr.astype(np.float32), meta)
-        with self.lock:
-            ix.namespaces.setdefault(body.get("namespace") or "", {}).update(rows)
-        return {"upsertedCount": len(vectors)}
-
-    def query(self, ix: FakeIndex, body: dict[str, Any]) -> dict[str, Any]:
-        top_k, vector = body.get("topK"), body.get("vector")
-        if not isinstance(top_k, int) or not 1 <= top_k <= 10000:
-            raise ApiFailure(400, f"topK must be in [1, 10000], got {top_k!r}")
-        if not isinstance(vector, list) or len(vector) != ix.dim:
-            raise ApiFailure(400, f"Query vector dimension does not match the index dimension {ix.dim}")
-        flt = body.get("filter")
-        ns = body.get("namespace") or ""
-        with self.lock:
-            rows = [(k, r) for k, r in ix.namespaces.get(ns, {}).items()
-                    if flt is None or matches(flt, r.metadata or {})]
-        q = np.asarray(vector, dtype=np.float32)
-        scored = [(score(ix.metric, r.values, q), k, r) for k, r in rows]
-        order = sorted(range(len(scored)), key=lambda i: -scored[i][0])[:top_k]  # stable: ties keep order
-        matches_out = []
-        for i in order:
-            s, k, r = scored[i]
-            m: dict[str, Any] = {"id": k, "score": s, "values": r.values.tolist() if body.get("includeValues") else []}
-            if body.get("includeMetadata") and r.metadata is not None:
-                m["metadata"] = r.metadata
-            matches_out.append(m)
-        return {"matches": matches_out, "namespace": ns, "usage": {"readUnits": 1}}
-
-    def fetch(self, ix: FakeIndex, query: dict[str, list[str]]) -> dict[str, Any]:
-        ids = query.get("ids", [])
-        if not ids:
-            raise ApiFailure(400, "ids must be a non-empty list")
-        if len(ids) > MAX_FETCH_IDS:
-            raise ApiFailure(400, f"Fetch request can contain at most {MAX_FETCH_IDS} ids, got {len(ids)}")
-        ns = (query.get("namespace") or [""])[0]
-        with self.lock:
-            rows = ix.namespaces.get(ns, {})
-            found = {i: rows[i] for i in ids if i in rows}
-        out = {}
-        for i, r in found.items():
-            out[i] = {"id": i, "values": r.values.tolist()}
-            if r.metadata is not None:
-                out[i]["metadata"] = r.metadata
-        return {"vectors": out, "namespace": ns, "usage": {"readUnits": 1}}
-
-    def delete(self, ix: FakeIndex, body: dict[str, Any]) -> dict[str, Any]:
-        ns = body.get("namespace") or ""
-        ids, flt, delete_all = body.get("ids"), body.get("filter"), body.get("deleteAll")
-        if sum(x is not None and x is not False for x in (ids, flt, delete_all)) != 1:
-            raise ApiFailure(400, "Exactly one of ids, filter or deleteAll must be given")
-        if ids is not None and len(ids) > 1000:
-            raise ApiFailure(400, "Delete request can contain at most 1000 ids")
-        with self.lock:
-            rows = ix.namespaces.get(ns, {})
-            if delete_all:
-                rows.clear()
-            elif ids is not None:
-                for i in ids:
-                    rows.pop(i, None)
-            else:
-                if not flt:
-                    raise ApiFailure(400, "Delete with empty metadata filter is not allowed")
-                for i in [k for k, r in rows.items() if matches(flt, r.metadata or {})]:
-                    del rows[i]
-        return {}
-
-    def list_ids(self, ix: FakeIndex, query: dict[str, list[str]]) -> dict[str, Any]:
-        ns = (query.get("namespace") or [""])[0]
-        prefix = (query.get("prefix") or [""])[0]
-        limit = int((query.get("limit") or ["100"])[0])
-        if not 1 <= limit <= MAX_LIST_LIMIT:
-            raise ApiFailure(400, f"limit must be in [1, {MAX_LIST_LIMIT}], got {limit}")
-        token = (query.get("paginationToken") or [""])[0]
-        after = base64.urlsafe_b64decode(token.encode()).decode() if token else None
-        with self.lock:
-            ids = sorted(i for i in ix.namespaces.get(ns, {}) if i.startswith(prefix))
-        if after is not None:
-            ids = [i for i in ids if i > after]
-        page = ids[:limit]
-        out: dict[str, Any] = {"vectors": [{"id": i} for i in page], "namespace": ns,
-                               "usage": {"readUnits": 1}}
-        if len(ids) > limit:
-            out["pagination"] = {"next": base64.urlsafe_b64encode(page[-1].encode()).decode()}
-        return out
+    def data_plane(self, ix: FakeIndex, op: str, path: str, params: dict[str, list[str]], body: Any) -> Any:
+        ns_name = unquote(path[len("/namespaces/"):]) if path.startswith("/namespaces/") else ""
+        handlers = {
+            "upsert": lambda: data.upsert(ix, body), "query": lambda: data.query(ix, body),
+            "fetch": lambda: data.fetch(ix, params), "delete": lambda: data.delete(ix, body),
+            "fetch_by_metadata": lambda: data.fetch_by_metadata(ix, body),
+            "update": lambda: data.update(ix, body), "describe_index_stats": lambda: data.stats(ix, body),
+            "list": lambda: data.list_ids(ix, params),
+            "create_namespace": lambda: data.create_namespace(ix, body),
+            "list_namespaces": lambda: data.list_namespaces(ix, params),
+            "describe_namespace": lambda: data.describe_namespace(ix, ns_name),
+            "delete_namespace": lambda: data.delete_namespace(ix, ns_name),
+        }
+        return handlers[op]()
 
 
-# ------------------------------------------------------------------------- Pinecone semantics
-
-def check_id(vid: Any) -> None:
-    if not isinstance(vid, str) or not 1 <= len(vid) <= 512 or not vid.isascii() or "\x00" in vid:
-        raise ApiFailure(400, f"Vector ID must be 1-512 ASCII characters without NUL, got {vid!r:.80}")
+def _on_demand(read_capacity: Any) -> None:
+    if read_capacity is not None and (read_capacity or {}).get("mode", "OnDemand") != "OnDemand":
+        raise not_modelled("dedicated read capacity")
 
 
-def check_metadata(vid: str, meta: Any) -> dict[str, Any]:
-    """Pinecone's rule: flat, values string, number, boolean or list of strings; nulls are
-    stripped on write (not refused); numbers are stored as 64-bit floats, so 1 comes back 1.0."""
-    if not isinstance(meta, dict):
-        raise ApiFailure(400, f"Metadata of vector {vid} must be an object")
-    size = len(json.dumps(meta, separators=(",", ":")).encode())
-    if size > MAX_METADATA_BYTES:
-        raise ApiFailure(400, f"Metadata size is {size} bytes, which exceeds the limit of "
-                              f"{MAX_METADATA_BYTES} bytes per vector (vector {vid})")
-    for key, value in meta.items():
-        ok = (value is None or isinstance(value, (str, bool)) or (isinstance(value, (int, float)) and math.isfinite(value))
-              or (isinstance(value, list) and all(isinstance(x, str) for x in value)))
-        if not ok:
-            raise ApiFailure(400, f"Metadata value for field {key!r} of vector {vid} must be a "
-                                  f"string, number, boolean or list of strings, got {json.dumps(value)[:60]}")
-    return {k: float(v) if _kind(v) == "num" else v for k, v in meta.items() if v is not None}
+def operation(method: str, path: str) -> str:
+    """The API operation ``method path`` names; 501 if the fake does not model it, else 404."""
+    for (m, pattern), op in ROUTES.items():
+        if m == method and re.fullmatch(pattern, path):
+            return op
+    for (m, pattern), what in UNMODELLED_ROUTES.items():
+        if m == method and re.fullmatch(pattern, path):
+            raise not_modelled(f"{what} ({method} {path})")
+    raise ApiFailure(404, f"no route {method} {path}", "NOT_FOUND")
 
 
-def score(metric: str, stored: np.ndarray, q: np.ndarray) -> float:
-    if metric == "cosine":
-        return float(stored @ q / (np.linalg.norm(stored) * np.linalg.norm(q)))
-    if metric == "dotproduct":
-        return float(stored @ q)
-    return float(np.sum((stored - q) ** 2))  # euclidean: Pinecone reports the squared distance
-
-
-def _kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "num"
-    return "str" if isinstance(v, str) else "other"
-
-
-def _eq(stored: Any, v: Any) -> bool:
-    if isinstance(stored, list):
-        return any(_eq(x, v) for x in stored)
-    return _kind(stored) == _kind(v) and stored == v
-
-
-def matches(flt: Any, meta: dict[str, Any]) -> bool:
-    if not isinstance(flt, dict):
-        raise ApiFailure(400, f"filter must be an object, got {flt!r}")
-    for key, cond in flt.items():
-        if key in ("$and", "$or"):
-            if not isinstance(cond, list) or not cond:
-                raise ApiFailure(400, f"{key} takes a non-empty array")
-            results = [matches(c, meta) for c in cond]
-            if not (all(results) if key == "$and" else any(results)):
-                return False
-        elif key.startswith("$"):
-            raise ApiFailure(400, f"unknown top-level filter operator {key}")
-        elif not _field_matches(key, cond if isinstance(cond, dict) else {"$eq": cond}, meta):
-            return False
-    return True
-
-
-def _field_matches(key: str, ops: dict[str, Any], meta: dict[str, Any]) -> bool:
-    present = key in meta
-    value = meta.get(key)
-    for op, arg in ops.items():
-        if op in ("$eq", "$ne"):
-            if isinstance(arg, (list, dict)) or arg is None:
-                raise ApiFailure(400, f"{op} takes a string, number or boolean")
-            ok = present and (_eq(value, arg) if op == "$eq" else not _eq(value, arg))
-        elif op in ("$in", "$nin"):
-            if not isinstance(arg, list) or not arg:
-                raise ApiFailure(400, f"{op} takes a non-empty array")
-            hit = any(_eq(value, a) for a in arg)
-            ok = present and (hit if op == "$in" else not hit)
-        elif op in ("$gt", "$gte", "$lt", "$lte"):
-            if _kind(arg) != "num":
-                raise ApiFailure(400, f"{op} takes a number, got {arg!r}")
-            ok = present and _kind(value) == "num" and {
-                "$gt": value > arg, "$gte": value >= arg, "$lt": value < arg, "$lte": value <= arg}[op]
-        elif op == "$exists":
-            if not isinstance(arg, bool):
-                raise ApiFailure(400, "$exists takes a boolean")
-            ok = present == arg
-        else:
-            raise ApiFailure(400, f"unknown filter operator {op}")
-        if not ok:
-            return False
-    return True
+def check_body(op: str, body: Any) -> None:
+    if op not in BODY_FIELDS:
+        return
+    implemented, unmodelled = BODY_FIELDS[op]
+    if not isinstance(body, dict):
+        raise ApiFailure(400, "the request body must be a JSON object")
+    for key in body:
+        if key in unmodelled:
+            raise not_modelled(f"the field {key!r} of {op}")
+        if key not in implemented:
+            raise ApiFailure(400, f"Invalid request body: unknown field {key!r} for {op}")
 
 
 # ------------------------------------------------------------------------------- HTTP server
@@ -461,19 +324,23 @@ class _Handler(JsonHandler):
         if len(raw) > MAX_REQUEST_BYTES:
             raise ApiFailure(400, f"Request size {len(raw)} bytes exceeds the maximum supported "
                                   f"size of {MAX_REQUEST_BYTES} bytes")
+        fake = self.server.fake
+        m = re.match(r"^/index/([^/]+)(/.*)$", path)
+        op = operation(method, m.group(2) if m else path)
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
             raise ApiFailure(400, "request body is not valid JSON") from None
-        fake = self.server.fake
-        if path == "/indexes" or path.startswith("/indexes/"):
-            return fake.control(method, path, body)
-        m = re.match(r"^/index/([^/]+)(/.*)$", path)
-        if m is None:
+        check_body(op, body)
+        control = op in ("list_indexes", "create_index", "describe_index", "configure_index", "delete_index")
+        if control != (m is None):
             raise ApiFailure(404, f"no route {method} {path}", "NOT_FOUND")
         with fake.lock:
+            if m is None:
+                return fake.control(op, method, path, body)
             ix = fake.get_index(m.group(1))
-        return 200, fake.data(ix, method, m.group(2), query, body)
+            reply = fake.data_plane(ix, op, m.group(2), query, body)
+        return 200, reply
 
 
 class _Server(ThreadingHTTPServer):
