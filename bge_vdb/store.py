@@ -590,6 +590,9 @@ _REGISTRY: dict[str, tuple[str, str | None, str | None]] = {
     "weaviate+http": ("bge_vdb.connectors.weaviate:WeaviateStore", "weaviate", "weaviate"),
     "weaviate+https": ("bge_vdb.connectors.weaviate:WeaviateStore", "weaviate", "weaviate"),
     "pinecone": ("bge_vdb.connectors.pinecone:PineconeStore", "pinecone", "pinecone"),
+    "postgresql": ("bge_vdb.connectors.pgvector:PgVectorStore", "psycopg", "pgvector"),
+    "postgres": ("bge_vdb.connectors.pgvector:PgVectorStore", "psycopg", "pgvector"),
+    "pgvector": ("bge_vdb.connectors.pgvector:PgVectorStore", "psycopg", "pgvector"),
 }
 
 

@@ -1,0 +1,429 @@
+"""PostgreSQL + pgvector connector: any server (``postgresql://``), or an embedded one (``pgvector:///dir``).
+
+Layout of a collection made here: one table named after the collection::
+
+    id text COLLATE "C" PRIMARY KEY, embedding vector(dim) NOT NULL, text text,
+    metadata jsonb NOT NULL, content_hash text
+
+and a row in the catalogue table ``bge_vdb_collections`` (name, dim, distance, fingerprint, index).
+A table made by another tool is a collection too when it has one ``vector`` column and a
+single-column primary key (its text and jsonb columns are found by name, see pgvector_sql.py).
+
+Search is exact (a sequential scan) unless the collection has an HNSW ``vector_cosine_ops`` index
+(``index="hnsw"`` at creation). Then it goes through the index with ``hnsw.ef_search`` and
+iterative scans, so a filter that drops most candidates still yields k results; should the index
+still come back short, the query is answered exactly instead. Filters are translated in
+:mod:`bge_vdb.connectors.pgvector_sql`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.adapt import PyFormat
+from psycopg.types.json import Jsonb
+from psycopg.types.string import StrDumperUnknown
+
+from .. import filters
+from ..errors import (
+    CollectionError,
+    CollectionNotFound,
+    ConfigError,
+    ConnectorError,
+    FailedRecord,
+    InputError,
+)
+from ..retry import RetryPolicy
+from ..store import Cursor, VectorStore
+from ..types import CollectionSpec, Hit, Record
+from . import pgvector_sql as q
+from .pgvector_client import PgClient, map_errors
+from .pgvector_embedded import EmbeddedServer
+
+CATALOGUE = "bge_vdb_collections"
+MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers: refuse them instead
+DEFAULT_EF_SEARCH = 100
+_LOCK_KEY = 0x6267_6576_6462  # pg_advisory_xact_lock key serialising our DDL ("bgevdb")
+_INDEXES = (None, "hnsw")
+
+
+class PgVectorStore(VectorStore):
+    """PostgreSQL with pgvector. Build it with :meth:`from_url`, or around a psycopg connection,
+    a connection pool or a libpq connection string: ``PgVectorStore(conn)``."""
+
+    scheme: ClassVar[str] = "postgresql"
+    max_batch_count: ClassVar[int] = 500
+    max_batch_bytes: ClassVar[int] = 16 * 1024 * 1024
+
+    def __init__(self, source: Any, *, schema: str = "public", index: str | None = None, m: int = 16,
+                 ef_construction: int = 64, ef_search: int = DEFAULT_EF_SEARCH,
+                 retry_policy: RetryPolicy | None = None, where: str | None = None,
+                 server: EmbeddedServer | None = None, secret: str | None = None) -> None:
+        if index not in _INDEXES:
+            raise ConfigError(f"index must be 'hnsw' or None (exact search), got {index!r}")
+        for key, value in (("m", m), ("ef_construction", ef_construction), ("ef_search", ef_search)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key} must be a positive int, got {value!r}")
+        if not isinstance(schema, str) or not schema:
+            raise ConfigError(f"schema must be a non-empty string, got {schema!r}")
+        self._client = PgClient(source)
+        self._where = where or ("a user-supplied connection" if not isinstance(source, str) else "PostgreSQL")
+        self._schema = schema
+        self._index, self._m, self._ef_construction, self._ef_search = index, m, ef_construction, ef_search
+        self._server = server
+        self._secret = secret
+        self._layouts: dict[str, q.Layout] = {}
+        self._vector_oid: int | None = None
+        #: How many HNSW searches came back short and were answered exactly instead.
+        self.exact_fallbacks = 0
+        if retry_policy is not None:
+            self.retry_policy = retry_policy
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PgVectorStore:
+        """``postgresql://user:pass@host:5432/db?sslmode=require`` (also ``postgres://``; the
+        password from the URL, ``PGPASSWORD`` or ~/.pgpass, as libpq does), or
+        ``pgvector:///abs/dir`` / ``pgvector://./rel/dir`` (an embedded server for that directory,
+        stopped on close). Options in the query string or as keywords: ``schema``, ``index=hnsw``,
+        ``m``, ``ef_construction``, ``ef_search``; other query parameters go to libpq."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        for key in ("schema", "index", "m", "ef_construction", "ef_search"):
+            if key in query:
+                value = query.pop(key)
+                options.setdefault(key, int(value) if key in ("m", "ef_construction", "ef_search") and value.isdigit() else value)
+        if options.get("index") in ("", "none", "exact"):
+            options["index"] = None
+        if scheme == "pgvector":
+            if parts.netloc not in ("", ".", "..") or not parts.path.strip("/"):
+                raise ConfigError(f"{url!r}: write pgvector:///abs/dir or pgvector://./rel/dir (an embedded server "
+                                  f"for that directory); for a server write postgresql://user@host:5432/db")
+            if query:
+                raise ConfigError(f"unknown option(s) in the pgvector URL: {', '.join(sorted(query))}")
+            server = EmbeddedServer(parts.netloc + parts.path)
+            conninfo = server.acquire()
+            try:
+                return cls(conninfo, where=f"pgvector://{server.directory}", server=server, **options)
+            except BaseException:
+                server.release()
+                raise
+        if scheme not in ("postgresql", "postgres"):
+            raise ConfigError(f"PgVectorStore cannot open {scheme!r} URLs")
+        if not parts.hostname and "host" not in query:
+            raise ConfigError(f"no host in {url!r}; write postgresql://user@host:5432/db")
+        query.setdefault("connect_timeout", "10")
+        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
+        shown = f"postgresql://{unquote(parts.username) + '@' if parts.username else ''}{host}"
+        shown += f":{parts.port}" if parts.port else ""
+        shown += parts.path
+        secret = unquote(parts.password) if parts.password else os.environ.get("PGPASSWORD") or None
+        return cls(conninfo, where=shown, secret=secret, **options)
+
+    def __repr__(self) -> str:  # never shows a password: _where is built without it
+        return f"PgVectorStore({self._where!r})"
+
+    def close(self) -> None:
+        self._client.close()
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.release()
+
+    # ---------------------------------------------------------------------------- errors
+    def _map_errors(self, action: str) -> Any:
+        return map_errors(self._where, action, self._secret, on_schema_change=self._layouts.clear)
+
+    def _read(self, action: str, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
+        with self._map_errors(action):
+            return self._client.read(fn)
+
+    def _write(self, action: str, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
+        with self._map_errors(action):
+            return self._client.write(fn)
+
+    # ----------------------------------------------------------------------- helpers
+    def _table(self, name: str) -> sql.Composable:
+        return q.ident(self._schema, name)
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if len(name.encode()) > MAX_NAME_BYTES or "\x00" in name:
+            raise InputError(f"collection name {name!r} is not a PostgreSQL table name "
+                             f"(at most {MAX_NAME_BYTES} bytes, no NUL)")
+        if name == CATALOGUE:
+            raise InputError(f"{CATALOGUE!r} is bge-vdb's catalogue table, not a collection")
+
+    def _catalogue_exists(self, cur: psycopg.Cursor[Any]) -> bool:
+        # The quoted name is a value here, not SQL: plain Identifier, no doubled "%".
+        row = cur.execute("SELECT to_regclass(%s) IS NOT NULL",
+                          (sql.Identifier(self._schema, CATALOGUE).as_string(cur),)).fetchone()
+        return bool(row and row[0])
+
+    def _create_catalogue(self, cur: psycopg.Cursor[Any]) -> None:
+        cur.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, dim integer NOT NULL, "
+            "distance text NOT NULL, fingerprint jsonb, index jsonb, "
+            "created_at timestamptz NOT NULL DEFAULT now())").format(q.ident(self._schema, CATALOGUE)), {})
+
+    def _load_layout(self, cur: psycopg.Cursor[Any], name: str) -> q.Layout | None:
+        columns = cur.execute(q.COLUMNS_SQL, (self._schema, name)).fetchall()
+        if not columns:
+            return None
+        indexes = cur.execute(q.INDEXES_SQL, (self._schema, name)).fetchall()
+        try:
+            return q.read_layout(self._table(name), name, columns, indexes)
+        except q.LayoutError as exc:
+            raise CollectionError(str(exc)) from None
+
+    def _layout(self, cur: psycopg.Cursor[Any], name: str) -> q.Layout:
+        layout = self._layouts.get(name)
+        if layout is None:
+            layout = self._load_layout(cur, name)
+            if layout is None:
+                raise CollectionNotFound(f"collection {name!r} does not exist in {self!r}")
+            self._layouts[name] = layout
+        return layout
+
+    def _vectors(self, cur: psycopg.Cursor[Any]) -> None:
+        """Let this cursor send numpy arrays as ``vector`` and read ``vector`` as numpy arrays."""
+        if self._vector_oid is None:
+            row = cur.execute("SELECT to_regtype('vector')::oid").fetchone()
+            if not row or row[0] is None:
+                raise ConnectorError(f"the pgvector extension is not installed in {self!r}")
+            self._vector_oid = int(row[0])
+        cur.adapters.register_dumper(np.ndarray, q.vector_dumper(self._vector_oid))
+        cur.adapters.register_loader(self._vector_oid, q.VectorLoader)
+
+    # ------------------------------------------------------------------------ collections
+    def list_collections(self) -> list[str]:
+        def run(cur: psycopg.Cursor[Any]) -> list[str]:
+            rows = cur.execute(
+                "SELECT DISTINCT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                "JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND t.typname = 'vector'",
+                (self._schema,)).fetchall()
+            return sorted(str(r[0]) for r in rows)
+
+        return self._read("listing collections", run)  # type: ignore[no-any-return]
+
+    def describe_collection(self, name: str) -> CollectionSpec | None:
+        self._check_name(name)
+
+        def run(cur: psycopg.Cursor[Any]) -> CollectionSpec | None:
+            self._layouts.pop(name, None)
+            layout = self._load_layout(cur, name)
+            if layout is None:
+                return None
+            self._layouts[name] = layout
+            fingerprint = None
+            if self._catalogue_exists(cur):
+                row = cur.execute(sql.SQL("SELECT fingerprint FROM {} WHERE name = %s").format(
+                    q.ident(self._schema, CATALOGUE)), (name,)).fetchone()
+                fingerprint = row[0] if row else None
+            return CollectionSpec(name, layout.dim, layout.distance, fingerprint or None)
+
+        return self._read(f"describing collection {name!r}", run)  # type: ignore[no-any-return]
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        self._check_name(spec.name)
+        catalogue = q.ident(self._schema, CATALOGUE)
+        table = self._table(spec.name)
+        index = {"method": "hnsw", "m": self._m, "ef_construction": self._ef_construction} if self._index else None
+
+        def run(cur: psycopg.Cursor[Any]) -> None:
+            # Two processes creating at once would collide on the system catalogues: take turns.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            if self._load_layout(cur, spec.name) is not None:
+                return
+            cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            self._create_catalogue(cur)
+            cur.execute(sql.SQL(
+                "CREATE TABLE {} (id text COLLATE \"C\" PRIMARY KEY, embedding vector({}) NOT NULL, "
+                "text text, metadata jsonb NOT NULL DEFAULT '{{}}', content_hash text)").format(
+                    table, sql.Literal(spec.dim)), {})
+            if index:
+                cur.execute(sql.SQL(
+                    "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops) "
+                    "WITH (m = {}, ef_construction = {})").format(
+                        table, sql.Literal(self._m), sql.Literal(self._ef_construction)), {})
+            cur.execute(sql.SQL(
+                "INSERT INTO {} (name, dim, distance, fingerprint, index) VALUES (%s, %s, 'cosine', %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET dim = EXCLUDED.dim, distance = EXCLUDED.distance, "
+                "fingerprint = EXCLUDED.fingerprint, index = EXCLUDED.index, created_at = now()").format(catalogue),
+                (spec.name, spec.dim, Jsonb(dict(spec.fingerprint)) if spec.fingerprint else None,
+                 Jsonb(index) if index else None))
+
+        self._layouts.pop(spec.name, None)
+        self._write(f"creating collection {spec.name!r}", run)
+
+    def drop_collection(self, name: str) -> None:
+        self._check_name(name)
+
+        def run(cur: psycopg.Cursor[Any]) -> None:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(name)), {})
+            if self._catalogue_exists(cur):
+                cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(
+                    q.ident(self._schema, CATALOGUE)), (name,))
+
+        self._layouts.pop(name, None)
+        self._write(f"dropping collection {name!r}", run)
+
+    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any] | None) -> None:
+        catalogue = q.ident(self._schema, CATALOGUE)
+
+        def run(cur: psycopg.Cursor[Any]) -> None:
+            layout = self._layout(cur, name)
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            self._create_catalogue(cur)
+            cur.execute(sql.SQL(
+                "INSERT INTO {} (name, dim, distance, fingerprint) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET fingerprint = EXCLUDED.fingerprint").format(catalogue),
+                (name, layout.dim, layout.distance.value, Jsonb(dict(fingerprint)) if fingerprint else None))
+
+        self._write(f"storing the fingerprint of {name!r}", run)
+
+    # ------------------------------------------------------------------------------ records
+    def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
+        def run(cur: psycopg.Cursor[Any]) -> list[FailedRecord]:
+            layout = self._layout(cur, name)
+            self._vectors(cur)
+            refused: list[FailedRecord] = []
+            rows = []
+            for r in sorted(records, key=lambda r: r.id):  # one lock order: concurrent writers cannot deadlock
+                reason = layout.refusal(r)
+                if reason:
+                    refused.append(FailedRecord(r.id, reason))
+                    continue
+                row: list[Any] = [r.id, np.asarray(r.vector, dtype=np.float32)]
+                row += [r.text] if layout.text_col else []
+                row += [q.to_json(dict(r.metadata))] if layout.meta_col else []
+                row += [r.content_hash] if layout.hash_col else []
+                rows.append(row)
+            if rows:
+                names = [layout.id_col, layout.vector_col, layout.text_col, layout.meta_col, layout.hash_col]
+                cols = [q.ident(c) for c in names if c]
+                holders = [sql.Placeholder(format=PyFormat.BINARY) if i == 1 else sql.Placeholder()
+                           for i in range(len(cols))]
+                stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+                    layout.table, sql.SQL(", ").join(cols), sql.SQL(", ").join(holders), cols[0],
+                    sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in cols[1:]))
+                # Strings go untyped so PostgreSQL reads them as the column's type (jsonb, uuid...).
+                cur.adapters.register_dumper(str, StrDumperUnknown)
+                cur.executemany(stmt, rows)
+            return refused
+
+        return self._write(f"writing {len(records)} records to {name!r}", run)  # type: ignore[no-any-return]
+
+    def _search(self, cur: psycopg.Cursor[Any], layout: q.Layout, vector: np.ndarray, k: int,
+                where: filters.Node | None, with_vectors: bool, exact: bool) -> list[Any]:
+        params = q.Params()
+        cond = q.to_sql(where, layout.meta_expr(), params)
+        distance = sql.SQL("{} <=> {}").format(q.ident(layout.vector_col),
+                                                params.add(np.asarray(vector, dtype=np.float32), binary=True))
+        inner = sql.SQL("SELECT {}, {} AS _distance FROM {} WHERE {} ORDER BY {} LIMIT {}").format(
+            layout.select_list(with_vectors), distance, layout.table, cond, distance, sql.Literal(k))
+        if exact:
+            cur.execute("SELECT set_config('enable_indexscan', 'off', true)")
+            return cur.execute(inner, params.values, binary=True).fetchall()
+        # Iterative scans: the index keeps searching until k rows pass the filter (pgvector >= 0.8).
+        # relaxed_order finds more of them; the outer ORDER BY restores the exact order.
+        cur.execute("SELECT set_config('hnsw.ef_search', %s, true), "
+                    "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                    (str(min(1000, max(self._ef_search, k))),))
+        stmt = sql.SQL("WITH hits AS MATERIALIZED ({}) SELECT * FROM hits ORDER BY _distance").format(inner)
+        return cur.execute(stmt, params.values, binary=True).fetchall()
+
+    def query(
+        self, name: str, vector: np.ndarray, k: int, where: filters.Node | None, with_vectors: bool
+    ) -> list[Hit]:
+        def run(cur: psycopg.Cursor[Any]) -> list[Any]:
+            layout = self._layout(cur, name)
+            self._vectors(cur)
+            rows = self._search(cur, layout, vector, k, where, with_vectors, exact=not layout.hnsw)
+            if layout.hnsw and len(rows) < k:
+                # Short even with iterative scans (hnsw.max_scan_tuples reached): answer exactly.
+                self.exact_fallbacks += 1
+                rows = self._search(cur, layout, vector, k, where, with_vectors, exact=True)
+            return rows
+
+        rows = self._read(f"searching {name!r}", run)
+        hits = []
+        for row in rows:
+            rec = q.record(row, with_vectors)
+            hits.append(Hit(id=rec.id, score=1.0 - float(row[-1]), text=rec.text, metadata=rec.metadata,
+                            vector=rec.vector))
+        return hits
+
+    def fetch_records(self, name: str, ids: Sequence[str], with_vectors: bool) -> list[Record]:
+        def run(cur: psycopg.Cursor[Any]) -> list[Any]:
+            layout = self._layout(cur, name)
+            if with_vectors:
+                self._vectors(cur)
+            stmt = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::text[])").format(
+                layout.select_list(with_vectors), layout.table, layout.id_text())
+            return cur.execute(stmt, (list(ids),), binary=True).fetchall()
+
+        rows = self._read(f"fetching from {name!r}", run)
+        return [q.record(r, with_vectors) for r in rows]
+
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+
+        def run(cur: psycopg.Cursor[Any]) -> None:
+            layout = self._layout(cur, name)
+            cur.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::text[])").format(
+                layout.table, layout.id_text()), (list(ids),))
+
+        self._write(f"deleting from {name!r}", run)
+
+    def delete_where(self, name: str, where: filters.Node) -> int:
+        def run(cur: psycopg.Cursor[Any]) -> int:
+            layout = self._layout(cur, name)
+            params = q.Params()
+            cond = q.to_sql(where, layout.meta_expr(), params)
+            cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(layout.table, cond), params.values)
+            return cur.rowcount
+
+        return int(self._write(f"deleting by filter from {name!r}", run))
+
+    def scroll_page(
+        self, name: str, cursor: Cursor, limit: int, where: filters.Node | None, with_vectors: bool
+    ) -> tuple[list[Record], Cursor]:
+        # Keyset paging on the primary key: stable under inserts and deletes of rows already seen.
+        def run(cur: psycopg.Cursor[Any]) -> list[Any]:
+            layout = self._layout(cur, name)
+            if with_vectors:
+                self._vectors(cur)
+            params = q.Params()
+            cond = q.to_sql(where, layout.meta_expr(), params)
+            ident = q.ident(layout.id_col)
+            after = sql.SQL("true") if cursor is None else sql.SQL("{} > {}").format(ident, params.add(cursor))
+            stmt = sql.SQL("SELECT {}, {} AS _key FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}").format(
+                layout.select_list(with_vectors), ident, layout.table, after, cond, ident,
+                sql.Literal(limit + 1))
+            return cur.execute(stmt, params.values, binary=True).fetchall()
+
+        rows = self._read(f"scrolling {name!r}", run)
+        page = [q.record(r, with_vectors) for r in rows[:limit]]
+        return page, (rows[limit - 1][-1] if len(rows) > limit else None)
+
+    def count(self, name: str, where: filters.Node | None = None) -> int:
+        def run(cur: psycopg.Cursor[Any]) -> int:
+            layout = self._layout(cur, name)
+            params = q.Params()
+            cond = q.to_sql(where, layout.meta_expr(), params)
+            row = cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(layout.table, cond),
+                              params.values).fetchone()
+            return int(row[0]) if row else 0
+
+        return int(self._read(f"counting {name!r}", run))
+

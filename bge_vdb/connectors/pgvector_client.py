@@ -1,0 +1,116 @@
+"""Where the pgvector connector's SQL runs, and the one place psycopg errors become ours."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from ..errors import (
+    BgeVdbError,
+    CollectionNotFound,
+    ConnectorError,
+    ServerUnreachable,
+    TransientError,
+)
+
+# SQLSTATEs worth a retry: serialization failure, deadlock, too many connections, lock timeout,
+# admin / crash shutdown, cannot connect now. A lost connection has class 08 or no SQLSTATE.
+TRANSIENT_STATES = frozenset({"40001", "40P01", "53300", "55P03", "57P01", "57P02", "57P03"})
+# A refused login carries no SQLSTATE in psycopg: these server texts are the passing ones.
+_TRANSIENT_LOGIN = ("starting up", "shutting down", "too many clients", "recovery mode",
+                    "not yet accepting connections", "in hot standby mode")
+
+
+class ConnectFailed(psycopg.OperationalError):
+    """A new connection could not be opened (the server is unreachable or refused the login)."""
+
+
+class PgClient:
+    """A connection opened (and re-opened after a loss) from a libpq connection string, a psycopg
+    connection the user passed (used as it is), or a pool (anything with psycopg_pool's
+    ``connection()``). ``read`` and ``write`` run ``fn(cursor)`` in one transaction, which is a
+    savepoint inside a transaction the user's connection already has open. The fault-injection
+    tests wrap this object and fail ``write``."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.RLock()  # one transaction at a time on one connection
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if isinstance(self.source, str):
+            with self._lock:
+                if self._conn is not None and self._conn.broken:
+                    self._conn.close()  # lost: the next call reconnects
+                if self._conn is None or self._conn.closed:
+                    self._conn = None
+                    try:
+                        self._conn = psycopg.connect(self.source, autocommit=True)
+                    except psycopg.OperationalError as exc:
+                        raise ConnectFailed(str(exc)) from exc
+                yield self._conn
+        elif isinstance(self.source, psycopg.Connection):
+            with self._lock:
+                if self.source.closed or self.source.broken:  # not ours to reopen: no retry can help
+                    raise psycopg.InterfaceError("the psycopg connection given to PgVectorStore is closed")
+                yield self.source
+        else:
+            with self.source.connection() as conn:
+                yield conn
+
+    def _run(self, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            return fn(cur)
+
+    def read(self, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
+        return self._run(fn)
+
+    def write(self, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
+        return self._run(fn)
+
+    def close(self) -> None:
+        """Close the connection this client opened; a user's connection or pool stays open."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+@contextmanager
+def map_errors(where: str, action: str, secret: str | None = None,
+               on_schema_change: Callable[[], None] | None = None) -> Iterator[None]:
+    """psycopg exceptions -> bge-vdb errors; TransientError only for what a retry can fix."""
+
+    def msg(exc: BaseException) -> str:
+        text = f"PostgreSQL ({where}) {action} failed: {type(exc).__name__}: {str(exc).strip()}"
+        return text.replace(secret, "***") if secret else text
+
+    try:
+        yield
+    except BgeVdbError:
+        raise
+    except ConnectFailed as exc:
+        text = str(exc)
+        if "FATAL" in text and not any(t in text for t in _TRANSIENT_LOGIN):
+            raise ConnectorError(msg(exc)) from None  # bad password, no such database or role
+        raise ServerUnreachable(msg(exc)) from None
+    except psycopg.errors.UndefinedTable as exc:
+        if on_schema_change:
+            on_schema_change()
+        raise CollectionNotFound(msg(exc)) from None
+    except psycopg.OperationalError as exc:
+        state = exc.sqlstate
+        if state is None or state.startswith("08") or state in TRANSIENT_STATES:
+            raise TransientError(msg(exc)) from None
+        raise ConnectorError(msg(exc)) from None
+    except psycopg.InterfaceError as exc:  # e.g. the user's own connection was closed
+        raise ConnectorError(msg(exc)) from None
+    except (psycopg.Error, ValueError, TypeError) as exc:
+        if on_schema_change and isinstance(exc, (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch)):
+            on_schema_change()  # the table changed under us: read its layout again
+        raise ConnectorError(msg(exc)) from None
