@@ -8,6 +8,7 @@ bf16 matmuls (AVX-512 BF16 / AMX) ``precision="auto"`` runs under bf16 autocast;
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import warnings
@@ -138,10 +139,16 @@ def install_cls_only_last_layer(model: Any) -> bool:
     row still attends over every position's keys and values, so its vector is the same (up to
     float rounding) while the last layer skips ~5/6 of its linear work (keys and values are
     still computed for every position) and most of its attention. The output becomes
-    (batch, 1, hidden). A model not built like transformers' BERT is left alone (False).
+    (batch, 1, hidden).
+
+    The replacement re-implements one BERT layer from the model's own submodules, so it relies
+    on how the installed transformers builds and calls them (transformers 4.x layers return a
+    tuple and have no ``scaling`` attribute, 5.x layers return a tensor). Rather than trusting
+    a version number, it is checked once on a tiny padded batch against the whole layer; a
+    model not built like transformers' BERT, or one where the check fails, keeps its whole
+    last layer (False).
     """
     import torch
-    import torch.nn.functional as F
 
     config = model.config
     layers = getattr(getattr(model, "encoder", None), "layer", None)
@@ -155,15 +162,72 @@ def install_cls_only_last_layer(model: Any) -> bool:
     if not (hasattr(attention, "self") and hasattr(attention, "output") and hasattr(last, "feed_forward_chunk")):
         return False
 
+    # What the whole layer returns (tensor or tuple) and the CLS vectors it leads to.
+    probe = _probe_batch(config, next(model.parameters()).device)
+    seen: dict[str, bool] = {}
+
+    def note_form(_module: Any, _args: Any, out: Any) -> None:  # returns None: output unchanged
+        seen["tuple"] = isinstance(out, tuple)
+
+    hook = last.register_forward_hook(note_form)
+    training = model.training
+    model.eval()  # dropout off for the comparison
+    try:
+        with torch.inference_mode():
+            expected = model(**probe).last_hidden_state[:, 0]
+        hook.remove()
+        layers[-1] = _cls_only_layer_class()(last, returns_tuple=seen.get("tuple", False))
+        try:
+            with torch.inference_mode():
+                got = model(**probe).last_hidden_state
+            same = got.shape[1] == 1 and bool(torch.allclose(got[:, 0], expected, atol=1e-4, rtol=1e-4))
+            why = "" if same else "its CLS vectors differ from the whole layer's"
+        except Exception as exc:  # the submodules are not called the way this transformers expects
+            same, why = False, f"{type(exc).__name__}: {exc}"
+    finally:
+        hook.remove()
+        model.train(training)
+    if not same:
+        layers[-1] = last
+        log.info("CLS-only last layer not used with transformers %s (%s): running the whole layer",
+                 _transformers_version(), why)
+    return same
+
+
+def _probe_batch(config: Any, device: Any) -> dict[str, Any]:
+    """Two rows of 6 tokens, the second padded after 4: the mask path is exercised."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, config.vocab_size, (2, 6), generator=generator)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device),
+            "token_type_ids": torch.zeros_like(ids).to(device)}
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return str(transformers.__version__)
+
+
+@functools.cache
+def _cls_only_layer_class() -> Any:
+    """The layer class, defined on first use so that importing this module needs no torch."""
+    import torch
+    import torch.nn.functional as F
+
     class ClsOnlyLayer(torch.nn.Module):
+        """BertSelfAttention + BertLayer for the CLS query row; the submodules are the model's own."""
+
         cls_only = True
 
-        def __init__(self, layer: Any) -> None:
+        def __init__(self, layer: Any, *, returns_tuple: bool) -> None:
             super().__init__()
             self.layer = layer
+            self.returns_tuple = returns_tuple  # transformers 4.x: (hidden,); 5.x: hidden
 
         def forward(self, hidden_states: Any, attention_mask: Any = None, *args: Any, **kwargs: Any) -> Any:
-            # BertSelfAttention + BertLayer for one query row; the submodules are the model's own.
             sa = self.layer.attention.self
             batch, length, _ = hidden_states.shape
             heads, size = sa.num_attention_heads, sa.attention_head_size
@@ -175,13 +239,14 @@ def install_cls_only_last_layer(model: Any) -> bool:
                 attention_mask = attention_mask[:, :, :1, :]  # the CLS query's row of the mask
             elif attention_mask is not None:  # a plain (batch, length) 1/0 mask
                 attention_mask = attention_mask[:, None, None, :].bool()
+            # transformers 4.x has no `scaling` attribute: SDPA's default 1/sqrt(size) is BERT's.
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
-                                                     scale=sa.scaling)
+                                                     scale=getattr(sa, "scaling", None))
             context = context.transpose(1, 2).reshape(batch, 1, heads * size)
-            return self.layer.feed_forward_chunk(self.layer.attention.output(context, cls))
+            out = self.layer.feed_forward_chunk(self.layer.attention.output(context, cls))
+            return (out,) if self.returns_tuple else out
 
-    layers[-1] = ClsOnlyLayer(last)
-    return True
+    return ClsOnlyLayer
 
 
 def export_onnx(path: Path, out_file: Path, *, opset: int = 17) -> Path:

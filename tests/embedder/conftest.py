@@ -40,7 +40,9 @@ def _build_tiny(root: Path, *, hidden: int = 32, layout: str = "bge", max_positi
     tokenizer_cls = getattr(transformers, "BertTokenizerFast", None) or transformers.BertTokenizer
 
     root.mkdir(parents=True, exist_ok=True)
-    vocab = SPECIALS + PUNCT + WORDS + PIECES + CHINESE + [str(d) for d in range(10)]
+    # dict.fromkeys: no duplicates ("文" is in CHINESE twice). tokenizers 0.20 (the one
+    # transformers 4.4x pins) prints a "vocabulary ... contains holes" notice on stdout for them.
+    vocab = list(dict.fromkeys(SPECIALS + PUNCT + WORDS + PIECES + CHINESE + [str(d) for d in range(10)]))
     (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = tokenizer_cls(vocab_file=str(root / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(str(root))

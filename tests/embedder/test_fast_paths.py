@@ -148,8 +148,77 @@ def test_cls_only_layer_reads_every_mask_form_like_the_full_layer() -> None:
     mask2d = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
     square = mask2d[:, None, None, :].bool().expand(2, 1, 5, 5)
     with torch.inference_mode():
-        expected = full(hidden, square)[:, :1]
+        expected = _tensor(full(hidden, square))[:, :1]
         for mask in (mask2d, mask2d[:, None, None, :].bool(), square):
-            torch.testing.assert_close(cls_only(hidden, mask), expected, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(_tensor(cls_only(hidden, mask)), expected, atol=1e-6, rtol=1e-5)
         # The mask matters: without it the first input's padding would be attended to.
-        assert not torch.allclose(cls_only(hidden, None)[0], expected[0], atol=1e-4)
+        assert not torch.allclose(_tensor(cls_only(hidden, None))[0], expected[0], atol=1e-4)
+
+
+def _tensor(layer_output: object) -> torch.Tensor:
+    """A BERT layer's hidden states: transformers 4.x returns a tuple, 5.x the tensor."""
+    return layer_output[0] if isinstance(layer_output, tuple) else layer_output  # type: ignore[return-value]
+
+
+def test_cls_only_falls_back_to_the_whole_layer_when_it_would_differ(
+        tiny_bge: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 14, item 1: the fast path re-implements a BERT layer from transformers' submodules,
+    which broke on transformers 4.x. It is now checked against the whole layer when installed;
+    here the last layer's attention is made to compute something the fast path does not know
+    (as another transformers version might), so the whole layer must stay, with the same vectors."""
+    import logging
+
+    from bge_vdb.backends.torch import TorchBackend, install_cls_only_last_layer, load_model
+
+    texts = ["a dog", "the cat sat on the mat " * 6, "hello world"]
+    reference = Embedder(tiny_bge, backend="torch", precision="fp32").load()
+    reference._backend = TorchBackend(tiny_bge, precision="fp32", cls_only=False)
+    model = load_model(tiny_bge, attn_implementation="sdpa").eval()
+    last = model.encoder.layer[-1]
+    attention = last.attention.self
+    plain_forward = attention.forward
+
+    def doubled(*args: object, **kwargs: object) -> object:  # not what the fast path computes
+        out = plain_forward(*args, **kwargs)
+        return (out[0] * 2, *out[1:]) if isinstance(out, tuple) else out * 2
+
+    attention.forward = doubled
+    with caplog.at_level(logging.INFO, logger="bge_vdb"):
+        assert not install_cls_only_last_layer(model)
+    assert model.encoder.layer[-1] is last  # untouched
+    assert "running the whole layer" in caplog.text and "differ" in caplog.text
+    # The same weights with the unchanged attention do take the fast path (the check is fair).
+    attention.forward = plain_forward
+    assert install_cls_only_last_layer(model)
+    fast = Embedder(tiny_bge, backend="torch", precision="fp32").load()
+    np.testing.assert_allclose(fast.embed_documents(texts), reference.embed_documents(texts), atol=1e-6)
+
+
+def test_cls_only_falls_back_when_the_layer_cannot_be_rebuilt(caplog: pytest.LogCaptureFixture) -> None:
+    """A layer whose submodules do not take the fast path's calls is left whole, not crashed."""
+    import logging
+
+    from transformers import BertConfig, BertModel
+
+    from bge_vdb.backends.torch import install_cls_only_last_layer
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=64))
+    last = model.encoder.layer[-1]
+
+    class WholeSequenceOnly(torch.nn.Module):  # a projection the fast path calls differently
+        def __init__(self, linear: torch.nn.Module) -> None:
+            super().__init__()
+            self.linear = linear
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[1] == 1:
+                raise RuntimeError("this projection takes whole sequences only")
+            return self.linear(x)
+
+    last.attention.self.query = WholeSequenceOnly(last.attention.self.query)
+    with caplog.at_level(logging.INFO, logger="bge_vdb"):
+        assert not install_cls_only_last_layer(model)
+    assert model.encoder.layer[-1] is last and "whole sequences only" in caplog.text
+    assert model.training  # the check ran in eval mode and put the caller's mode back
