@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -144,6 +145,7 @@ class Embedder:
         self._layout: ModelLayout | None = None
         self._fingerprint: dict[str, Any] | None = None
         self._backend: Backend | None = None
+        self._load_lock = threading.Lock()
         self._tokenizer: Any = None
         self._truncating: Any = None
         self.last_truncated = 0
@@ -262,10 +264,29 @@ class Embedder:
 
     # --- loading ------------------------------------------------------------------------------
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_load_lock"]  # a lock cannot be pickled or copied; each copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._load_lock = threading.Lock()
+
     def load(self) -> Embedder:
-        """Load tokenizer and weights now (otherwise the first embed does)."""
+        """Load tokenizer and weights now (otherwise the first embed does).
+
+        Thread-safe: when several threads (or LangChain's async methods, which run in an
+        executor) make the first call at once, one loads and the others wait for it.
+        """
         if self._backend is not None:
             return self
+        with self._load_lock:
+            if self._backend is None:  # another thread may have loaded it while we waited
+                self._load()
+        return self
+
+    def _load(self) -> None:
         lay = self.layout
         path = lay.resolved.path
         self._tokenizer, self._truncating = _load_tokenizers(path, lay.max_length)
@@ -288,7 +309,6 @@ class Embedder:
                 calibration=lambda: calibration_batches(lambda texts: _pad(self._truncating.encode_batch(texts))))
         log.info("loaded %s (%s, dim %d, %s pooling, max %d tokens)", lay.resolved.name,
                  self._backend.describe(), lay.dim, lay.pooling, lay.max_length)
-        return self
 
     @property
     def backend(self) -> Backend:
