@@ -84,7 +84,10 @@ class Embedder:
         batch_size: most texts per forward pass (the token budget may make batches smaller).
         max_length: token limit; default the preset's, else the model's.
         query_instruction / normalize / pooling: override what the model and preset say.
-        threads: CPU threads; default all cores (or ``OMP_NUM_THREADS`` when set).
+        threads: CPU threads for bge-vdb's forward passes. torch: applied while they run and
+            restored after (the process-wide setting is never changed); default: torch's
+            own setting (the physical cores, or ``OMP_NUM_THREADS``). ONNX: the session's
+            threads; default all cores (or ``OMP_NUM_THREADS``).
         precision: ``"auto"`` (torch: bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32;
             ONNX: fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU) for torch, and the
             opt-in ``"int8"`` for ONNX (built once and cached; accuracy in the README).

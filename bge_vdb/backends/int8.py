@@ -24,10 +24,11 @@ the outlier channels are a property of the model, not of the text.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,38 @@ def _feed(batch: TokenBatch, inputs: set[str]) -> dict[str, np.ndarray]:
     feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
             "token_type_ids": batch.token_type_ids}
     return {k: v for k, v in feed.items() if k in inputs}
+
+
+class _FromQuantizer(logging.Filter):
+    """Drops records logged from inside onnxruntime's quantization package."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"onnxruntime{os.sep}quantization{os.sep}" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quantizer_muted() -> Iterator[None]:
+    """Silence onnxruntime's quantizer without touching anyone else's logging.
+
+    It logs each node at INFO and advises "pre-processing" (shape inference for image models)
+    at WARNING, through the module-level ``logging.info``/``logging.warning``, i.e. on the root
+    logger; neither is for our users. Those calls also run ``logging.basicConfig()`` when the
+    root logger has no handler, which would give a process that never configured logging a
+    stderr handler for good. So: a filter on the root logger that drops only the quantizer's
+    own records (the root logger's level stays as the caller set it), and any handler the
+    quantizer's calls added is removed again.
+    """
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    muted = _FromQuantizer()
+    root.addFilter(muted)
+    try:
+        yield
+    finally:
+        root.removeFilter(muted)
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
 
 
 def quantize_int8(fp32_file: Path, out_file: Path, batches: Iterable[TokenBatch]) -> Path:
@@ -142,17 +175,13 @@ def quantize_int8(fp32_file: Path, out_file: Path, batches: Iterable[TokenBatch]
     smoothed_file = out_file.with_name(f".{out_file.name}.{os.getpid()}.smoothed.onnx")
     tmp = out_file.with_name(f".{out_file.name}.{os.getpid()}.tmp")
     onnx.save(model, str(smoothed_file))
-    # The quantizer logs each node at INFO and advises "pre-processing" (shape inference for
-    # image models) at WARNING on the root logger: neither is for our users.
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(max(quiet, logging.ERROR))
     try:
-        quantize_dynamic(str(smoothed_file), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"], nodes_to_quantize=[n.name for n in targets],
-                         extra_options={"MatMulConstBOnly": True})
+        with _quantizer_muted():
+            quantize_dynamic(str(smoothed_file), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"], nodes_to_quantize=[n.name for n in targets],
+                             extra_options={"MatMulConstBOnly": True})
         tmp.replace(out_file)  # atomic: a concurrent reader never sees half a file
     finally:
-        logging.getLogger().setLevel(quiet)
         smoothed_file.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)  # only left behind by a failed quantization
     log.info("INT8 model: %d of %d FFN matmuls quantized -> %s", len(targets), len(ffn1), out_file)

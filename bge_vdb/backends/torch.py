@@ -11,14 +11,16 @@ import contextlib
 import functools
 import logging
 import os
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, MissingExtra, ModelError
-from .base import Backend, TokenBatch, default_threads
+from .base import Backend, TokenBatch
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,33 @@ def resolve_precision(precision: str, device: str, *, cpuinfo: str | None = None
 
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if device.startswith("cpu") and cpu_has_bf16(cpuinfo) else "fp32"
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def run_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` for the duration, then restored.
+
+    The setting is process-wide, so the set-run-restore is done under one lock: two threads
+    embedding with an explicit ``threads`` at once take turns (they would compete for the
+    same cores anyway) and neither can restore the other's value. ``None`` changes nothing.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        if before != threads:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            if before != threads:
+                torch.set_num_threads(before)
 
 
 def load_model(path: Path, *, attn_implementation: str) -> Any:
@@ -91,8 +120,11 @@ class TorchBackend(Backend):
         self.precision = resolve_precision(precision, self.device)
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be >= 1, not {threads}")
-        if self.device == "cpu":
-            torch.set_num_threads(threads or default_threads())
+        # torch's thread count is one process-wide setting: bge-vdb never changes it for the
+        # process. threads=N applies to bge-vdb's own forward passes only (see run_threads);
+        # without it they run with the caller's setting (torch's default: the physical cores,
+        # or OMP_NUM_THREADS).
+        self.threads = threads if self.device == "cpu" else None
         try:
             model = load_model(path, attn_implementation="sdpa")
         except Exception as exc:  # transformers raises OSError/ValueError/...: one clear message
@@ -106,7 +138,7 @@ class TorchBackend(Backend):
             # dynamic=True so every (batch, length) shape reuses one graph.
             self.model = torch.compile(self.model, dynamic=True)
         log.info("torch backend: %s on %s, %s, %d threads", path, self.device, self.precision,
-                 torch.get_num_threads())
+                 self.threads or torch.get_num_threads())
 
     def describe(self) -> str:
         return (f"torch/{self.device}/{self.precision}" + ("/compiled" if self.compiled else "")
@@ -126,7 +158,7 @@ class TorchBackend(Backend):
             "attention_mask": torch.from_numpy(batch.attention_mask).to(self.device),
             "token_type_ids": torch.from_numpy(batch.token_type_ids).to(self.device),
         }
-        with torch.inference_mode(), self.autocast():
+        with run_threads(self.threads), torch.inference_mode(), self.autocast():
             out = self.model(**inputs).last_hidden_state
         result: np.ndarray = out.float().cpu().numpy()
         return result
