@@ -16,7 +16,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -144,6 +144,13 @@ class VectorStore(ABC):
 
     def close(self) -> None:  # noqa: B027 (an optional hook, not an abstract primitive)
         """Release the client. The default does nothing."""
+
+    @classmethod  # noqa: B027 (an optional hook, not an abstract primitive)
+    def require_existing(cls, url: str) -> None:
+        """Refuse (ConfigError) an embedded store's file or directory that does not exist or holds
+        no store of this kind, before anything is opened: opening one creates it. Used by
+        ``connect(url, must_exist=True)`` (read-only commands). Servers and in-memory stores have
+        nothing to check here, which is the default."""
 
     # --------------------------------------------------------------------- public conveniences
     def collection(
@@ -596,6 +603,27 @@ _REGISTRY: dict[str, tuple[str, str | None, str | None]] = {
 }
 
 
+def url_options(url: str, known: Iterable[str], what: str) -> dict[str, str]:
+    """The query options of a store URL, refusing any ``known`` does not list.
+
+    A misspelt option (``?db_nme=prod``) must not silently fall back to a default. Blank values
+    are kept (``?tenant=`` is an option too), the last of a repeated option wins, and the error
+    names options, never values (a value may be a secret).
+    """
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+    refuse_unknown(query, known, f"{what} URL option")
+    return query
+
+
+def refuse_unknown(options: Iterable[str], known: Iterable[str], what: str) -> None:
+    """ConfigError naming every name in ``options`` that ``known`` does not list."""
+    allowed = set(known)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise ConfigError(f"unknown {what}(s) {', '.join(map(repr, unknown))}; known: {listed}")
+
+
 def register_connector(scheme: str, target: str, sdk: str | None = None, extra: str | None = None) -> None:
     """Make ``connect("scheme://...")`` build ``target`` ("package.module:Class")."""
     _REGISTRY[scheme] = (target, sdk, extra)
@@ -616,7 +644,7 @@ def load_connector(scheme: str) -> type[VectorStore]:
     return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
 
 
-def connect(url: str, **options: Any) -> VectorStore:
+def connect(url: str, *, must_exist: bool = False, **options: Any) -> VectorStore:
     """Open a store from a URL.
 
     ``memory://`` (numpy reference store), ``milvus:///abs/file.db`` or ``milvus://./rel.db``
@@ -624,10 +652,20 @@ def connect(url: str, **options: Any) -> VectorStore:
     ``token=`` or ``MILVUS_TOKEN``), ``qdrant:///abs/dir`` or ``qdrant://./rel/dir`` (local mode),
     ``qdrant://:memory:``, ``qdrant+http://host:6333`` / ``qdrant+https://...`` (servers; key from
     ``api_key=`` or ``QDRANT_API_KEY``), ``weaviate+http://host:8080?grpc_port=50051``,
-    ``pinecone://?api_key_env=PINECONE_API_KEY``. Keyword options go to the connector.
+    ``pinecone://?api_key_env=PINECONE_API_KEY``. Keyword options go to the connector; an option
+    (keyword or in the URL) a connector does not know is a ConfigError.
+
+    ``must_exist=True`` refuses an embedded store (a Qdrant directory, a Milvus Lite file) that
+    does not exist yet instead of creating it: what read-only tools want.
     """
+    cls = connector_for(url)
+    if must_exist:
+        cls.require_existing(url)
+    return cls.from_url(url, **options)  # type: ignore[attr-defined, no-any-return]
+
+
+def connector_for(url: str) -> type[VectorStore]:
+    """The connector class of a store URL (its SDK imported), without opening anything."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(f"a store URL looks like 'qdrant:///path' or 'milvus:///file.db', got {url!r}")
-    scheme = urlsplit(url).scheme.lower()
-    cls = load_connector(scheme)
-    return cls.from_url(url, **options)  # type: ignore[attr-defined, no-any-return]
+    return load_connector(urlsplit(url).scheme.lower())

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .. import filters
-from ..errors import CollectionNotFound, FailedRecord
-from ..store import Cursor, VectorStore
+from ..errors import CollectionNotFound, ConfigError, FailedRecord
+from ..store import Cursor, VectorStore, refuse_unknown, url_options
 from ..types import CollectionSpec, Hit, Record
 
 _NAMED: dict[str, MemoryStore] = {}
@@ -40,7 +40,12 @@ class MemoryStore(VectorStore):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryStore:
-        name = urlsplit(url).netloc or None
+        parts = urlsplit(url)
+        url_options(url, (), "memory store")
+        refuse_unknown(options, (), "memory store option")
+        if parts.path not in ("", "/"):
+            raise ConfigError(f"a memory store URL is memory:// or memory://NAME, got {url!r}")
+        name = parts.netloc or None
         if name is None:
             return cls()
         with _NAMED_LOCK:

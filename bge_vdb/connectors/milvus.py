@@ -79,6 +79,24 @@ def _map_errors(what: str, secret: str | None = None) -> Iterator[None]:
         raise TransientError(_scrub(f"Milvus {what} failed: {exc!r}", secret)) from None
 
 
+def _check_lite_path(path: str, *, must_exist: bool) -> None:
+    """Refuse what Milvus Lite would trip over with a traceback in the log: milvus-lite 3 keeps a
+    store in a directory named ``*.db`` (2.x in a file), and opening a missing one creates it."""
+    if not os.path.exists(path):
+        if must_exist:
+            raise ConfigError(f"no Milvus Lite store at {path!r}: it does not exist")
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major = int(version("milvus-lite").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return
+    if major >= 3 and not os.path.isdir(path):
+        raise ConfigError(f"{path!r} is a file, not a Milvus Lite store (milvus-lite {major} keeps "
+                          f"a store in a directory of that name)")
+
+
 def _scrub(message: str, secret: str | None) -> str:
     return message.replace(secret, "***") if secret else message
 
@@ -154,6 +172,7 @@ class MilvusStore(VectorStore):
             if not path.endswith(".db"):
                 raise ConfigError(f"a Milvus Lite URL names a file ending in .db, got {url!r}")
             uri = os.path.abspath(path)
+            _check_lite_path(uri, must_exist=False)
             location = f"milvus://{uri}"
         elif parts.hostname:
             http = "https" if scheme == "milvus+https" else "http"
@@ -177,6 +196,12 @@ class MilvusStore(VectorStore):
         lite_file = uri if uri.endswith(".db") else None
         return cls(client, location=location, index_type=index_type,
                    timeout=timeout, retry_policy=policy, _secret=token or None, _lite_file=lite_file)
+
+    @classmethod
+    def require_existing(cls, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() == "milvus" and parts.netloc in ("", ".", ".."):
+            _check_lite_path(os.path.abspath(parts.netloc + parts.path), must_exist=True)
 
     def __repr__(self) -> str:
         return f"MilvusStore({self._location!r})"

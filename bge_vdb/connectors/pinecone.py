@@ -50,7 +50,7 @@ from ..errors import (
     ServerUnreachable,
     TransientError,
 )
-from ..store import Cursor, VectorStore
+from ..store import Cursor, VectorStore, refuse_unknown, url_options
 from ..types import CollectionSpec, Distance, Hit, Record
 from .pinecone_mapping import (
     decode_record,
@@ -122,14 +122,11 @@ class PineconeStore(VectorStore):
         if parts.netloc or parts.path not in ("", "/"):
             raise ConfigError("a Pinecone URL carries its options in the query: "
                               "pinecone://?api_key_env=PINECONE_API_KEY&host=http://localhost:5080")
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        if "api_key" in query:
+        if "api_key" in parse_qs(parts.query, keep_blank_values=True):
             raise ConfigError("do not put an API key in a URL (URLs end up in logs): pass api_key=... "
                               "or name an environment variable with api_key_env=")
-        unknown = set(query) - set(_URL_OPTIONS)
-        if unknown:
-            raise ConfigError(f"unknown Pinecone URL option(s) {sorted(unknown)}; known: {', '.join(_URL_OPTIONS)}")
-        kwargs: dict[str, Any] = dict(query)
+        refuse_unknown(options, _keyword_options(), "Pinecone option")
+        kwargs: dict[str, Any] = dict(url_options(url, _URL_OPTIONS, "Pinecone"))
         for key in ("timeout", "ready_timeout"):
             if key in kwargs:
                 try:
@@ -340,6 +337,12 @@ class PineconeStore(VectorStore):
             except NotFoundError:
                 self._indexes.pop(iname, None)
                 raise
+
+
+def _keyword_options() -> set[str]:
+    import inspect
+
+    return set(inspect.signature(PineconeStore.__init__).parameters) - {"self"}
 
 
 def _url_chunks(pids: Sequence[str], max_ids: int = 1000, max_chars: int = 16_000) -> Iterator[list[str]]:

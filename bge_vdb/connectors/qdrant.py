@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -40,7 +40,7 @@ from ..errors import (
     UnsupportedFilter,
 )
 from ..retry import RetryPolicy
-from ..store import Cursor, VectorStore, stable_uuid
+from ..store import Cursor, VectorStore, refuse_unknown, stable_uuid, url_options
 from ..types import CollectionSpec, Distance, Hit, Record
 
 FINGERPRINT_KEY = "bge_vdb_fingerprint"
@@ -57,6 +57,47 @@ _DISTANCES = {
 }
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TRANSIENT_GRPC = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+
+
+def _local_dir(url: str) -> str | None:
+    """The directory of a local-mode URL (``qdrant:///abs/dir``, ``qdrant://./rel``), else None."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "qdrant" or parts.netloc not in ("", ".", ".."):
+        return None
+    if not parts.path.strip("/"):
+        raise ConfigError(f"no directory in {url!r}; write qdrant:///abs/dir or qdrant://./rel/dir")
+    return parts.netloc + parts.path
+
+
+def _keyword_options() -> set[str]:
+    """What ``connect("qdrant...", **options)`` accepts: ours, QdrantClient's named parameters
+    and the httpx client's (qdrant-client passes its ``**kwargs`` on to httpx)."""
+    import inspect
+
+    import httpx
+
+    named = {p.name for p in inspect.signature(QdrantClient.__init__).parameters.values()
+             if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
+    named |= set(inspect.signature(httpx.Client.__init__).parameters)
+    named -= {"self", "location", "url", "path", "host", "kwargs"}
+    return named | {"retry_policy", "durable", "api_key"}
+
+
+def _url_timeout(value: str) -> int:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"the Qdrant URL option timeout takes a positive number of seconds, got {value!r}")
+    return max(1, round(seconds))
+
+
+def _url_bool(name: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word not in ("1", "true", "yes", "0", "false", "no"):
+        raise ConfigError(f"the Qdrant URL option {name} takes true or false, got {value!r}")
+    return word in ("1", "true", "yes")
 
 
 def _filterable(value: Any) -> Any:
@@ -94,23 +135,23 @@ class QdrantStore(VectorStore):
         :meth:`_tune_local_storage`)."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
+        refuse_unknown(options, _keyword_options(), "Qdrant option")
         policy = options.pop("retry_policy", None)
         durable = bool(options.pop("durable", False))
-        query = dict(parse_qsl(parts.query))
+        query = url_options(url, ("timeout", "prefer_grpc"), "Qdrant")
         if "timeout" in query:
-            options.setdefault("timeout", int(float(query.pop("timeout"))))
+            options.setdefault("timeout", _url_timeout(query["timeout"]))
         if "prefer_grpc" in query:
-            options.setdefault("prefer_grpc", query.pop("prefer_grpc").lower() in ("1", "true", "yes"))
-        if query:
-            raise ConfigError(f"unknown option(s) in the Qdrant URL: {', '.join(sorted(query))}")
+            options.setdefault("prefer_grpc", _url_bool("prefer_grpc", query["prefer_grpc"]))
         if scheme == "qdrant":
             if parts.netloc == ":memory:":
                 return cls(QdrantClient(location=":memory:", **options), where=":memory:", owns_client=True,
                            retry_policy=policy)
-            if parts.netloc in ("", ".", ".."):
-                path = parts.netloc + parts.path
-                if not parts.path.strip("/"):
-                    raise ConfigError(f"no directory in {url!r}; write qdrant:///abs/dir or qdrant://./rel/dir")
+            path = _local_dir(url)
+            if path is not None:
+                if os.path.exists(path) and not os.path.isdir(path):
+                    raise ConfigError(f"{path!r} is a file; a Qdrant local store is a directory "
+                                      f"(qdrant://./dir names a directory that is created when missing)")
                 try:
                     client = QdrantClient(path=path, **options)
                 except RuntimeError as exc:  # the directory is locked by another client
@@ -137,6 +178,20 @@ class QdrantStore(VectorStore):
             client = QdrantClient(url=base + parts.path.rstrip("/"), api_key=api_key, **options)
             return cls(client, where=base, owns_client=True, retry_policy=policy)
         raise ConfigError(f"QdrantStore cannot open {scheme!r} URLs")
+
+    @classmethod
+    def require_existing(cls, url: str) -> None:
+        """A local-mode directory must exist and hold a Qdrant store (its ``meta.json``):
+        opening one creates the directory, a lock file and ``meta.json``."""
+        path = _local_dir(url)
+        if path is None:
+            return
+        if not os.path.exists(path):
+            raise ConfigError(f"no Qdrant store at {path!r}: the directory does not exist")
+        if not os.path.isdir(path):
+            raise ConfigError(f"{path!r} is a file, not a Qdrant local store (a directory)")
+        if not os.path.isfile(os.path.join(path, "meta.json")):
+            raise ConfigError(f"{path!r} is not a Qdrant local store: it has no meta.json")
 
     def __repr__(self) -> str:  # never shows an api key: _where is built without one
         return f"QdrantStore({self._where!r})"

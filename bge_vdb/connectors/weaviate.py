@@ -64,7 +64,7 @@ from ..errors import (
     UnsupportedFilter,
 )
 from ..retry import RetryPolicy, call_with_retry
-from ..store import Cursor, VectorStore, stable_uuid
+from ..store import Cursor, VectorStore, refuse_unknown, stable_uuid, url_options
 from ..types import CollectionSpec, Distance, Hit, Record
 from .weaviate_filters import MAX_PROP_NAME, flatten, path_token, translate, typed
 
@@ -75,6 +75,7 @@ RETURN_PROPS = ["bge_id", "bge_text", "bge_metadata", "bge_hash"]
 ALL = Filter.by_id().not_equal("00000000-0000-0000-0000-000000000000")
 TRANSIENT_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                   grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
+_URL_OPTIONS = ("grpc_port", "grpc_host", "tenant")
 _DISTANCES = {"cosine": Distance.COSINE, "dot": Distance.DOT, "l2-squared": Distance.EUCLID,
               "manhattan": Distance.MANHATTAN}
 
@@ -170,17 +171,23 @@ class WeaviateStore(VectorStore):
 
     @classmethod
     def from_url(cls, url: str, *, api_key: str | None = None, tenant: str | None = None,
-                 timeout: float = 30.0, retry_policy: RetryPolicy | None = None) -> WeaviateStore:
+                 timeout: float = 30.0, retry_policy: RetryPolicy | None = None,
+                 **unknown: Any) -> WeaviateStore:
         """``weaviate+http://host:8080?grpc_port=50051[&grpc_host=...&tenant=...]`` or ``weaviate+https://``.
 
-        The API key comes from ``api_key=`` or ``WEAVIATE_API_KEY``; it is never logged or shown.
+        The API key comes from ``api_key=`` or ``WEAVIATE_API_KEY``; it is never logged or shown
+        and never read from the URL (URLs end up in logs and shell histories).
         """
+        refuse_unknown(unknown, ("api_key", "tenant", "timeout", "retry_policy"), "Weaviate option")
         parts = urlsplit(url)
         secure = parts.scheme.lower() == "weaviate+https"
         if parts.scheme.lower() not in ("weaviate+http", "weaviate+https") or not parts.hostname:
             raise ConfigError(f"a Weaviate URL looks like 'weaviate+http://host:8080?grpc_port=50051', got {url!r}")
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        tenant = tenant or query.get("tenant")
+        if {"api_key", "token"} & set(parse_qs(parts.query, keep_blank_values=True)):
+            raise ConfigError("do not put an API key in a URL (URLs end up in logs): pass api_key=... "
+                              "or set WEAVIATE_API_KEY")
+        query = url_options(url, _URL_OPTIONS, "Weaviate")
+        tenant = tenant or query.get("tenant") or None
         try:
             http_port = parts.port or (443 if secure else 8080)
             grpc_port = int(query.get("grpc_port", 50051))
