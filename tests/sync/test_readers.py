@@ -38,7 +38,7 @@ def test_jsonl_fields_metadata_and_bad_lines(tmp_path: Path) -> None:
     items = list(read_jsonl(p))
     assert items[0] == Document("a", "alpha", {"lang": "en"})
     assert items[1] == Document("7", "seven", {"lang": "fr", "year": 2020})  # int id -> str
-    assert isinstance(items[2], FailedRecord) and items[2].id == f"{p}:3" and "not valid JSON" in items[2].reason
+    assert isinstance(items[2], FailedRecord) and items[2].id == f"{p} line 3" and "not valid JSON" in items[2].reason
     assert isinstance(items[3], FailedRecord) and "expected a JSON object" in items[3].reason
     assert isinstance(items[4], FailedRecord) and "no usable 'id'" in items[4].reason
     assert len(items) == 5 and count_source(p) == 5
@@ -101,4 +101,4 @@ def test_reader_errors_flow_into_the_sync_report(tmp_path: Path) -> None:
     col = MemoryStore().collection("c", embedder=HashEmbedder(dim=8))
     rep = sync_corpus(col, read_jsonl(p))
     assert rep.added == 1 and rep.documents == 3
-    assert sorted(f.id for f in rep.failed) == [f"{p}:2", "b"]
+    assert sorted(f.id for f in rep.failed) == [f"{p} line 2", "b"]
