@@ -25,8 +25,8 @@ import numpy as np
 from .backends import Backend, TokenBatch, pick_backend
 from .backends.int8 import calibration_batches
 from .errors import ConfigError, InputError, ModelError
-from .hub import ResolvedModel, read_json, resolve, weights_file, weights_sha256
-from .models import ModelSpec, Pooling, get_preset
+from .hub import ResolvedModel, check_model_files, read_json, resolve, weights_file, weights_sha256
+from .models import PRESETS, ModelSpec, Pooling, get_preset, recognise_preset, warn_no_instruction
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class ModelLayout:
     max_length: int
     query_instruction: str
     max_positions: int
+    preset: ModelSpec | None = None  # the preset it is, given or recognised in the directory
 
 
 def _check_texts(texts: Any, what: str, *, allow_empty: bool = False) -> list[str]:
@@ -101,7 +102,7 @@ class Embedder:
                  query_instruction: str | None = None, normalize: bool | None = None,
                  pooling: str | None = None, threads: int | None = None,
                  precision: str = "auto", token_budget: int | None = DEFAULT_TOKEN_BUDGET,
-                 compile: bool = False) -> None:
+                 compile: bool = False, preset: str | None = None) -> None:
         if isinstance(model, os.PathLike):
             model = os.fspath(model)
         if not isinstance(model, str) or not model.strip():
@@ -140,6 +141,11 @@ class Embedder:
         self._pooling_arg: Pooling | None = pooling  # type: ignore[assignment]
         local = Path(model).expanduser()
         self._preset: ModelSpec | None = None if local.exists() else get_preset(model)
+        if preset is not None:  # "this directory is that preset": its instruction, dimension check
+            self._preset = get_preset(preset)
+            if self._preset is None:
+                raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+        self.query_instruction_given = query_instruction is not None
         if self._preset is None and not local.exists():
             from .hub import _looks_like_path
 
@@ -194,6 +200,10 @@ class Embedder:
         config = read_json(path / "config.json")
         if not isinstance(config, dict):
             raise ModelError(f"{path} has no config.json: not a Hugging Face model directory")
+        if preset is None:
+            preset, where = recognise_preset(path, config)
+            if preset is not None:
+                log.info("%s is %s (recognised from %s)", path, preset.id, where)
         hidden = config.get("hidden_size")
         if not isinstance(hidden, int):
             raise ModelError(f"{path}/config.json has no integer hidden_size")
@@ -245,7 +255,7 @@ class Embedder:
             if not preset and isinstance(prompts, dict) and isinstance(prompts.get("query"), str):
                 instruction = prompts["query"]
         return ModelLayout(resolved, hidden, pooling, bool(normalize), int(max_length), instruction,
-                           max_positions)
+                           max_positions, preset)
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -260,6 +270,7 @@ class Embedder:
                 "pooling": lay.pooling,
                 "normalize": lay.normalize,
                 "query_instruction": self.query_instruction,
+                "preset": lay.preset.id if lay.preset else None,  # not part of the digest
                 "dim": lay.dim,
                 "max_length": lay.max_length,
             }
@@ -275,6 +286,11 @@ class Embedder:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._load_lock = threading.Lock()
+
+    def check_files(self) -> Embedder:
+        """Resolve the model and check the files loading needs, without loading any weights."""
+        check_model_files(self.layout.resolved.path, self.backend_name)
+        return self
 
     def load(self) -> Embedder:
         """Load tokenizer and weights now (otherwise the first embed does).
@@ -373,12 +389,18 @@ class Embedder:
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Queries -> float32 array (n, dim); the query instruction is prepended (no extra space)."""
         items = _check_texts(texts, "embed_queries")
-        return self._embed_all(items, self.query_instruction)
+        return self._embed_all(items, self._instruction_for_queries())
 
     def embed_query(self, text: str) -> np.ndarray:
         """One query -> float32 vector (dim,)."""
         _check_text(text, 0)
-        return self._embed_all([text], self.query_instruction)[0]
+        return self._embed_all([text], self._instruction_for_queries())[0]
+
+    def _instruction_for_queries(self) -> str:
+        instruction = self.query_instruction
+        if not instruction and not self.query_instruction_given and self.layout.preset is None:
+            warn_no_instruction(self.layout.resolved.name)
+        return instruction
 
     def iter_embed(self, texts: Iterable[str], batch_size: int | None = None) -> Iterator[np.ndarray]:
         """Stream passages: yields float32 arrays for consecutive chunks of the input, in order.

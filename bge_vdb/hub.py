@@ -97,8 +97,9 @@ def resolve(model: str) -> ResolvedModel:
             tried.append(f"{where}: {type(exc).__name__}: {first_line}")
     raise ModelError(
         f"cannot find model {model!r}. Tried: " + "; ".join(tried) + ". "
-        "Download it on a machine with internet access (e.g. `huggingface-cli download "
-        f"{name} --local-dir DIR`) and pass that directory: Embedder('DIR')."
+        "Download it on a machine with internet access (e.g. `hf download "
+        f"{name} --local-dir DIR`, with huggingface-hub's `hf` command) and pass that directory: "
+        "Embedder('DIR')."
     )
 
 
@@ -121,6 +122,17 @@ def weights_file(path: Path) -> Path | None:
     """The safetensors weights of a model directory (single file only), or None."""
     candidate = path / "model.safetensors"
     return candidate if candidate.is_file() else None
+
+
+def check_model_files(path: Path, backend: str) -> None:
+    """What loading will need, checked without loading anything: a fast tokenizer and, for the
+    torch backend, safetensors weights. Lets a command refuse a broken model before it writes."""
+    if not (path / "tokenizer.json").is_file():
+        raise ModelError(f"{path} has no tokenizer.json (a fast tokenizer is required)")
+    if backend == "torch" and weights_file(path) is None:
+        found = sorted(p.name for p in path.glob("*.bin"))
+        hint = f" (found {found}: bge-vdb loads safetensors only)" if found else ""
+        raise ModelError(f"no model.safetensors weights in {path}{hint}")
 
 
 def weights_sha256(file: Path) -> str:

@@ -519,7 +519,12 @@ class Collection:
                     f"pass a vector, or open the collection with embedder=..."
                 )
             check_text(query, "query")
-            vector = check_vector(self.embedder.embed_query(query), self.dim, "query")
+            instruction = recorded_instruction(self.fingerprint, self.embedder)
+            if instruction is None:
+                raw = self.embedder.embed_query(query)
+            else:  # the same as embed_query with that instruction: it is a plain prefix
+                raw = self.embedder.embed_documents([instruction + query])[0]
+            vector = check_vector(raw, self.dim, "query")
         else:
             vector = check_vector(query, self.dim, "query vector")
         node = filters.parse(where)
@@ -557,6 +562,22 @@ class Collection:
         fp = dict(fingerprint) if fingerprint else None
         self._call(self.store.set_fingerprint, self.name, fp)
         self.spec = CollectionSpec(self.spec.name, self.spec.dim, self.spec.distance, fp)
+
+
+def recorded_instruction(recorded: Mapping[str, Any] | None, embedder: EmbedderLike) -> str | None:
+    """The query instruction to use instead of the embedder's: the one of the preset that wrote
+    the collection, when the embedder makes the same vectors but knows no instruction of its own
+    (a local copy of a BGE model that says nothing about what it is). None otherwise."""
+    from .models import get_preset
+
+    name = (recorded or {}).get("preset")
+    spec = get_preset(name) if isinstance(name, str) else None
+    if spec is None or not spec.query_instruction or recorded.get("query_instruction") != spec.query_instruction:  # type: ignore[union-attr]
+        return None
+    mine = embedder.fingerprint
+    if mine.get("preset") or mine.get("query_instruction") or getattr(embedder, "query_instruction_given", False):
+        return None
+    return spec.query_instruction if fingerprint_digest(mine) == fingerprint_digest(recorded) else None
 
 
 def _batches(

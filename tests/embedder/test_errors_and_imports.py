@@ -50,7 +50,7 @@ def test_unreachable_hub_says_what_was_tried(tmp_path: Path, monkeypatch: pytest
         emb.embed_documents(["你好"])
     msg = str(info.value)
     assert "BAAI/bge-large-zh-v1.5" in msg and "HF_HUB_OFFLINE" in msg
-    assert "Embedder('DIR')" in msg and "huggingface-cli download" in msg
+    assert "Embedder('DIR')" in msg and "`hf download" in msg
     with pytest.raises(ModelError, match="someone/unknown-model"):
         _ = Embedder("someone/unknown-model").dim
 

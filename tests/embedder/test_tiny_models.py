@@ -147,7 +147,7 @@ def test_hf_cache_resolution_and_fingerprint(tiny_384: Path, tmp_path: Path, _bg
     sha = hashlib.sha256((tiny_384 / "model.safetensors").read_bytes()).hexdigest()
     assert fp == {"model": "BAAI/bge-small-en-v1.5", "revision": "b" * 40, "weights_sha256": sha,
                   "pooling": "cls", "normalize": True, "query_instruction": EN_INSTRUCTION,
-                  "dim": 384, "max_length": 512}
+                  "preset": "BAAI/bge-small-en-v1.5", "dim": 384, "max_length": 512}
     assert emb.layout.resolved.path == snap
     # Hashing a plain directory gives the same value as the cache's blob name, and is kept.
     assert make(tiny_384).fingerprint["weights_sha256"] == sha
