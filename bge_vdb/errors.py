@@ -19,6 +19,11 @@ class ConfigError(BgeVdbError, ValueError):
     """A wrong setting: unknown URL scheme, bad option, missing credentials."""
 
 
+class StoreNotFound(ConfigError):
+    """An embedded store's file or directory does not exist and the caller asked not to create it
+    (``connect(url, must_exist=True)``, which read-only commands use)."""
+
+
 class MissingExtra(ConfigError, ImportError):
     """An optional dependency is not installed; the message names the ``pip install`` to run.
 

@@ -50,7 +50,7 @@ def _row_to_doc(row: Mapping[str, Any], where: str, id_field: str, text_field: s
     elif not isinstance(text, str):
         problem = f"the {text_field!r} field holds {type(text).__name__} {text!r:.40}; text must be a string"
     elif not text.strip():
-        problem = f"the {text_field!r} field is empty"
+        problem = f"text is empty (the {text_field!r} field)"
     if problem:
         return FailedRecord(raw_id, f"{where} (id {raw_id!r}): {problem}; the text is read from the "
                                     f"field named by --text-field / text_field=")

@@ -146,11 +146,12 @@ class VectorStore(ABC):
         """Release the client. The default does nothing."""
 
     @classmethod  # noqa: B027 (an optional hook, not an abstract primitive)
-    def require_existing(cls, url: str) -> None:
-        """Refuse (ConfigError) an embedded store's file or directory that does not exist or holds
-        no store of this kind, before anything is opened: opening one creates it. Used by
-        ``connect(url, must_exist=True)`` (read-only commands). Servers and in-memory stores have
-        nothing to check here, which is the default."""
+    def check_url(cls, url: str, *, must_exist: bool = False) -> None:
+        """Check what can be checked of ``url`` without opening anything (so a command can refuse
+        it before loading a model): its options, and an embedded store's path, which must not be
+        a file where a directory belongs and, with ``must_exist``, must hold a store already
+        (StoreNotFound when it does not exist: opening one creates it). ``connect`` calls it;
+        read-only commands pass ``must_exist=True``. The default checks nothing."""
 
     # --------------------------------------------------------------------- public conveniences
     def collection(
@@ -680,8 +681,7 @@ def connect(url: str, *, must_exist: bool = False, **options: Any) -> VectorStor
     does not exist yet instead of creating it: what read-only tools want.
     """
     cls = connector_for(url)
-    if must_exist:
-        cls.require_existing(url)
+    cls.check_url(url, must_exist=must_exist)
     return cls.from_url(url, **options)  # type: ignore[attr-defined, no-any-return]
 
 

@@ -40,18 +40,21 @@ class MemoryStore(VectorStore):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryStore:
-        parts = urlsplit(url)
-        url_options(url, (), "memory store")
         refuse_unknown(options, (), "memory store option")
-        if parts.path not in ("", "/"):
-            raise ConfigError(f"a memory store URL is memory:// or memory://NAME, got {url!r}")
-        name = parts.netloc or None
+        cls.check_url(url)
+        name = urlsplit(url).netloc or None
         if name is None:
             return cls()
         with _NAMED_LOCK:
             if name not in _NAMED:
                 _NAMED[name] = cls(name)
             return _NAMED[name]
+
+    @classmethod
+    def check_url(cls, url: str, *, must_exist: bool = False) -> None:
+        url_options(url, (), "memory store")
+        if urlsplit(url).path not in ("", "/"):
+            raise ConfigError(f"a memory store URL is memory:// or memory://NAME, got {url!r}")
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.name!r})" if self.name else "MemoryStore()"

@@ -32,6 +32,7 @@ from ..errors import (
     ConnectorError,
     FailedRecord,
     ServerUnreachable,
+    StoreNotFound,
     TransientError,
     UnsupportedFilter,
 )
@@ -84,7 +85,7 @@ def _check_lite_path(path: str, *, must_exist: bool) -> None:
     store in a directory named ``*.db`` (2.x in a file), and opening a missing one creates it."""
     if not os.path.exists(path):
         if must_exist:
-            raise ConfigError(f"no Milvus Lite store at {path!r}: it does not exist")
+            raise StoreNotFound(f"no Milvus Lite store at {path!r}: it does not exist")
         return
     from importlib.metadata import PackageNotFoundError, version
 
@@ -198,10 +199,10 @@ class MilvusStore(VectorStore):
                    timeout=timeout, retry_policy=policy, _secret=token or None, _lite_file=lite_file)
 
     @classmethod
-    def require_existing(cls, url: str) -> None:
+    def check_url(cls, url: str, *, must_exist: bool = False) -> None:
         parts = urlsplit(url)
         if parts.scheme.lower() == "milvus" and parts.netloc in ("", ".", ".."):
-            _check_lite_path(os.path.abspath(parts.netloc + parts.path), must_exist=True)
+            _check_lite_path(os.path.abspath(parts.netloc + parts.path), must_exist=must_exist)
 
     def __repr__(self) -> str:
         return f"MilvusStore({self._location!r})"

@@ -118,15 +118,8 @@ class PineconeStore(VectorStore):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PineconeStore:
-        parts = urlsplit(url)
-        if parts.netloc or parts.path not in ("", "/"):
-            raise ConfigError("a Pinecone URL carries its options in the query: "
-                              "pinecone://?api_key_env=PINECONE_API_KEY&host=http://localhost:5080")
-        if "api_key" in parse_qs(parts.query, keep_blank_values=True):
-            raise ConfigError("do not put an API key in a URL (URLs end up in logs): pass api_key=... "
-                              "or name an environment variable with api_key_env=")
         refuse_unknown(options, _keyword_options(), "Pinecone option")
-        kwargs: dict[str, Any] = dict(url_options(url, _URL_OPTIONS, "Pinecone"))
+        kwargs: dict[str, Any] = dict(cls._url_query(url))
         for key in ("timeout", "ready_timeout"):
             if key in kwargs:
                 try:
@@ -135,6 +128,21 @@ class PineconeStore(VectorStore):
                     raise ConfigError(f"{key} must be a number of seconds, got {kwargs[key]!r}") from None
         kwargs.update(options)
         return cls(**kwargs)
+
+    @classmethod
+    def check_url(cls, url: str, *, must_exist: bool = False) -> None:
+        cls._url_query(url)
+
+    @staticmethod
+    def _url_query(url: str) -> dict[str, str]:
+        parts = urlsplit(url)
+        if parts.netloc or parts.path not in ("", "/"):
+            raise ConfigError("a Pinecone URL carries its options in the query: "
+                              "pinecone://?api_key_env=PINECONE_API_KEY&host=http://localhost:5080")
+        if "api_key" in parse_qs(parts.query, keep_blank_values=True):
+            raise ConfigError("do not put an API key in a URL (URLs end up in logs): pass api_key=... "
+                              "or name an environment variable with api_key_env=")
+        return url_options(url, _URL_OPTIONS, "Pinecone")
 
     def __repr__(self) -> str:  # never the API key
         return f"PineconeStore(host={self._host or 'api.pinecone.io'!r}, namespace={self.namespace!r})"

@@ -36,6 +36,7 @@ from ..errors import (
     ConnectorError,
     FailedRecord,
     ServerUnreachable,
+    StoreNotFound,
     TransientError,
     UnsupportedFilter,
 )
@@ -81,6 +82,17 @@ def _keyword_options() -> set[str]:
     named |= set(inspect.signature(httpx.Client.__init__).parameters)
     named -= {"self", "location", "url", "path", "host", "kwargs"}
     return named | {"retry_policy", "durable", "api_key"}
+
+
+def _url_settings(url: str) -> dict[str, Any]:
+    """The client settings a Qdrant URL's query carries (``?timeout=10&prefer_grpc=true``)."""
+    query = url_options(url, ("timeout", "prefer_grpc"), "Qdrant")
+    settings: dict[str, Any] = {}
+    if "timeout" in query:
+        settings["timeout"] = _url_timeout(query["timeout"])
+    if "prefer_grpc" in query:
+        settings["prefer_grpc"] = _url_bool("prefer_grpc", query["prefer_grpc"])
+    return settings
 
 
 def _url_timeout(value: str) -> int:
@@ -138,20 +150,15 @@ class QdrantStore(VectorStore):
         refuse_unknown(options, _keyword_options(), "Qdrant option")
         policy = options.pop("retry_policy", None)
         durable = bool(options.pop("durable", False))
-        query = url_options(url, ("timeout", "prefer_grpc"), "Qdrant")
-        if "timeout" in query:
-            options.setdefault("timeout", _url_timeout(query["timeout"]))
-        if "prefer_grpc" in query:
-            options.setdefault("prefer_grpc", _url_bool("prefer_grpc", query["prefer_grpc"]))
+        for key, value in _url_settings(url).items():
+            options.setdefault(key, value)
         if scheme == "qdrant":
             if parts.netloc == ":memory:":
                 return cls(QdrantClient(location=":memory:", **options), where=":memory:", owns_client=True,
                            retry_policy=policy)
             path = _local_dir(url)
             if path is not None:
-                if os.path.exists(path) and not os.path.isdir(path):
-                    raise ConfigError(f"{path!r} is a file; a Qdrant local store is a directory "
-                                      f"(qdrant://./dir names a directory that is created when missing)")
+                cls.check_url(url)
                 try:
                     client = QdrantClient(path=path, **options)
                 except RuntimeError as exc:  # the directory is locked by another client
@@ -180,17 +187,21 @@ class QdrantStore(VectorStore):
         raise ConfigError(f"QdrantStore cannot open {scheme!r} URLs")
 
     @classmethod
-    def require_existing(cls, url: str) -> None:
-        """A local-mode directory must exist and hold a Qdrant store (its ``meta.json``):
-        opening one creates the directory, a lock file and ``meta.json``."""
+    def check_url(cls, url: str, *, must_exist: bool = False) -> None:
+        """Known options only; a local-mode path must be a directory, and with ``must_exist`` an
+        existing Qdrant store (its ``meta.json``): opening one creates the directory, a lock
+        file and ``meta.json``."""
+        _url_settings(url)
         path = _local_dir(url)
         if path is None:
             return
         if not os.path.exists(path):
-            raise ConfigError(f"no Qdrant store at {path!r}: the directory does not exist")
+            if must_exist:
+                raise StoreNotFound(f"no Qdrant store at {path!r}: the directory does not exist")
+            return
         if not os.path.isdir(path):
             raise ConfigError(f"{path!r} is a file, not a Qdrant local store (a directory)")
-        if not os.path.isfile(os.path.join(path, "meta.json")):
+        if must_exist and not os.path.isfile(os.path.join(path, "meta.json")):
             raise ConfigError(f"{path!r} is not a Qdrant local store: it has no meta.json")
 
     def __repr__(self) -> str:  # never shows an api key: _where is built without one

@@ -179,14 +179,9 @@ class WeaviateStore(VectorStore):
         and never read from the URL (URLs end up in logs and shell histories).
         """
         refuse_unknown(unknown, ("api_key", "tenant", "timeout", "retry_policy"), "Weaviate option")
+        query = cls._url_query(url)
         parts = urlsplit(url)
         secure = parts.scheme.lower() == "weaviate+https"
-        if parts.scheme.lower() not in ("weaviate+http", "weaviate+https") or not parts.hostname:
-            raise ConfigError(f"a Weaviate URL looks like 'weaviate+http://host:8080?grpc_port=50051', got {url!r}")
-        if {"api_key", "token"} & set(parse_qs(parts.query, keep_blank_values=True)):
-            raise ConfigError("do not put an API key in a URL (URLs end up in logs): pass api_key=... "
-                              "or set WEAVIATE_API_KEY")
-        query = url_options(url, _URL_OPTIONS, "Weaviate")
         tenant = tenant or query.get("tenant") or None
         try:
             http_port = parts.port or (443 if secure else 8080)
@@ -194,7 +189,7 @@ class WeaviateStore(VectorStore):
         except ValueError as exc:
             raise ConfigError(f"bad port in Weaviate URL: {exc}") from None
         key = api_key or os.environ.get("WEAVIATE_API_KEY") or None
-        host: str = parts.hostname
+        host: str = parts.hostname or ""  # checked by _url_query
         label = f"{parts.scheme}://{host}:{http_port}?grpc_port={grpc_port}"
         policy = retry_policy or cls.retry_policy
         retry_after: list[float | None] = [None]
@@ -231,6 +226,20 @@ class WeaviateStore(VectorStore):
             log.warning("could not switch off weaviate-client's own gRPC retries; they now run "
                         "inside bge-vdb's retry policy, so a dead server takes longer to report")
         return store
+
+    @classmethod
+    def check_url(cls, url: str, *, must_exist: bool = False) -> None:
+        cls._url_query(url)
+
+    @staticmethod
+    def _url_query(url: str) -> dict[str, str]:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("weaviate+http", "weaviate+https") or not parts.hostname:
+            raise ConfigError(f"a Weaviate URL looks like 'weaviate+http://host:8080?grpc_port=50051', got {url!r}")
+        if {"api_key", "token"} & set(parse_qs(parts.query, keep_blank_values=True)):
+            raise ConfigError("do not put an API key in a URL (URLs end up in logs): pass api_key=... "
+                              "or set WEAVIATE_API_KEY")
+        return url_options(url, _URL_OPTIONS, "Weaviate")
 
     def _note_retry_after(self, response: httpx.Response) -> None:
         value = response.headers.get("retry-after")

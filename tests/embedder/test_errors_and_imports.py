@@ -107,7 +107,7 @@ def test_cli_embed_and_export(tiny_bge: Path, tmp_path: Path, capsys: pytest.Cap
     assert "shape (2, 32) float32" in out and "cls pooling" in out
     assert main(["export-onnx", str(tiny_bge), "--out", str(tmp_path / "x")]) == 0
     assert (tmp_path / "x" / "model.onnx").is_file()
-    assert main(["embed", str(tmp_path / "missing"), "text"]) == 1
+    assert main(["embed", str(tmp_path / "missing"), "text"]) == 2  # a configuration error (issue 14)
     assert "does not exist" in capsys.readouterr().err
     # int8 exists only as an ONNX model: --precision int8 alone picks that backend.
     assert main(["embed", str(tiny_bge), "hello world", "--precision", "int8"]) == 0

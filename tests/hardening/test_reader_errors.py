@@ -56,7 +56,7 @@ def test_csv_rows_name_their_lines(tmp_path: Path) -> None:
     items = list(read_csv(src))
     assert [i.id for i in items if isinstance(i, Document)] == ["a", "d"]
     empty, not_utf8 = failures(items)
-    assert f"{src} line 4 (id 'b')" in empty and "'text' field is empty" in empty and "--text-field" in empty
+    assert f"{src} line 4 (id 'b')" in empty and "text is empty (the 'text' field)" in empty and "--text-field" in empty
     assert f"{src} line 6" in not_utf8 and "not UTF-8" in not_utf8
 
 

@@ -55,10 +55,10 @@ def test_json_report_and_resume(capsys: pytest.CaptureFixture[str]) -> None:
 def test_refusal_is_an_error_and_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     src, dst = _source(), _dst_url()
     connect(dst).create_collection(CollectionSpec("copy", DIM + 1, Distance.COSINE))
-    assert main(["migrate", src, "docs", dst, "copy"]) == 1
+    assert main(["migrate", src, "docs", dst, "copy"]) == 2  # a configuration error (issue 14)
     assert "9-d" in capsys.readouterr().err
     assert connect(dst).count("copy") == 0
-    assert main(["migrate", src, "nope", dst, "copy2"]) == 1
+    assert main(["migrate", src, "nope", dst, "copy2"]) == 2
     assert "'nope' does not exist" in capsys.readouterr().err
     assert main(["migrate", src, "docs", dst, "copy", "--batch-size", "0"]) == 2
 
