@@ -17,6 +17,8 @@ Semantics (the memory store's :func:`matches` is the reference every connector i
 * A comparison on a missing key, or on a value of another type, is false; ``$ne`` and ``$nin``
   are the exact negations of ``$eq`` and ``$in``, so they are true for a missing key.
 * Filters compare scalar metadata values; a list-valued field never equals a scalar.
+* Numbers compare exactly (``2**53 + 1`` is not ``2**53``). A database that compares as 64-bit
+  floats refuses filter values of 2**53 or more in magnitude (:func:`refuse_inexact_numbers`).
 
 Connectors translate the AST; an operator a database cannot evaluate raises
 :class:`~bge_vdb.errors.UnsupportedFilter` naming the operator and the database.
@@ -234,6 +236,30 @@ def walk(node: Node | None):
             yield from walk(c)
     elif isinstance(node, Not):
         yield from walk(node.child)
+
+
+#: Below this magnitude every integer is a float64 exactly, so comparing as float64 is exact.
+EXACT_FLOAT_INTS = 2**53
+
+
+def refuse_inexact_numbers(node: Node | None, database: str) -> None:
+    """Raise UnsupportedFilter for a number ``database`` cannot compare exactly: one that keeps
+    numbers as 64-bit floats is exact only for values below 2**53 in magnitude.
+
+    Why that bound suffices: a stored integer beyond it becomes a float of magnitude >= 2**53,
+    on the same side of any smaller filter value, so comparisons with filter values below the
+    bound stay exact whatever is stored. At or above it, 2**53 + 1 would equal 2**53.
+    """
+    for n in walk(node):
+        if not isinstance(n, Cmp) or n.op == "exists":
+            continue
+        values = n.value if isinstance(n.value, tuple) else (n.value,)
+        for v in values:
+            if _number(v) and abs(v) >= EXACT_FLOAT_INTS:
+                raise UnsupportedFilter(
+                    f"{database} compares numbers as 64-bit floats, which are exact only below 2**53 "
+                    f"in magnitude: cannot evaluate ${n.op} {v!r} on {n.dotted!r} exactly (2**53 + 1 "
+                    f"would equal 2**53). Keep such ids and timestamps as strings to filter on them.")
 
 
 def refuse(node: Node | None, database: str, *, ops: tuple[str, ...] = (), nested: bool = False,

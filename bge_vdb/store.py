@@ -290,8 +290,15 @@ def check_metadata(value: Any, where: str, max_bytes: int | None = None) -> dict
     return dict(json.loads(blob))
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
 def _check_nested_keys(value: Any, where: str, path: str = "metadata") -> None:
-    """json.dumps would silently turn a nested key 1 into "1": refuse it instead."""
+    """json.dumps would silently turn a nested key 1 into "1": refuse it instead. Integers must
+    fit in 64 bits, which is what the databases store (Python's JSON would take any size)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        raise InputError(f"{where}: {path} is an integer of {value.bit_length()} bits; databases store "
+                         f"integers of at most 64 bits (keep larger ones as strings)")
     if isinstance(value, Mapping):
         for key, sub in value.items():
             if not isinstance(key, str):

@@ -100,6 +100,7 @@ def decode_record(pid: str, metadata: Mapping[str, Any] | None, values: Sequence
 
 def to_pinecone_filter(node: filters.Node | None) -> dict[str, Any] | None:
     """Translate the AST onto the typed keys written by :func:`encode_metadata`, exactly."""
+    filters.refuse_inexact_numbers(node, "Pinecone")  # its metadata numbers are float64
     return None if node is None else _tr(node, False)
 
 

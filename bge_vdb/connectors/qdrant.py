@@ -474,5 +474,7 @@ def to_qdrant_filter(where: filters.Node | None) -> models.Filter | None:
     """Translate the filter AST into a Qdrant ``Filter`` with the semantics of filters.matches."""
     if where is None:
         return None
+    # Range bounds are float64 (Qdrant's, and pydantic's in local mode): 2**53 + 1 -> 2**53.
+    filters.refuse_inexact_numbers(where, "Qdrant")
     cond = _condition(where)
     return cond if isinstance(cond, models.Filter) else models.Filter(must=[cond])

@@ -15,7 +15,8 @@ cosine; Weaviate returns a cosine *distance*, reported here as similarity ``1 - 
   (``fs_`` text, ``fn_`` number, ``fb_`` boolean; path segments escaped injectively), added to the
   schema on first use, and ``bge_paths`` lists every path holding a non-null value (for
   ``$exists``). Strings are stored as ``|value|`` because field tokenization trims whitespace, and
-  all numbers as float64 (ints beyond 2**53 lose precision). This gives the exact semantics of
+  all numbers as float64, so filter values of 2**53 or more in magnitude are refused
+  (UnsupportedFilter) rather than compared inexactly. This gives the exact semantics of
   :func:`bge_vdb.filters.matches`; a filter on a property nobody ever wrote is simply false.
 
 Retries are the Collection's (tenacity). The SDK retries gRPC UNAVAILABLE itself with sleeps of

@@ -58,6 +58,7 @@ def translate(node: filters.Node, has: Callable[[str], bool]) -> Any:
     ``has(prop)`` says whether the class has a property; a condition on a property nobody ever
     wrote is false without asking the server.
     """
+    filters.refuse_inexact_numbers(node, "Weaviate")  # fn_ properties are NUMBER, a float64
 
     def eq(path: tuple[str, ...], value: Any) -> Any:
         prefix, stored = typed(value)  # type: ignore[misc]
