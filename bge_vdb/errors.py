@@ -7,6 +7,7 @@ context manager), so callers and the retry policy only ever see this tree. Retri
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -124,3 +125,27 @@ class WriteError(ConnectorError):
         super().__init__(
             f"{len(self.failed)} record(s) not written, {written} written. {shown}{more}"
         )
+
+
+def permanent_connection_failure(exc: BaseException) -> str | None:
+    """Why a connection error can never succeed on retry, or None when it might.
+
+    SDKs report TLS failures (a certificate that does not verify, ``https`` spoken to a plain
+    HTTP port, no common TLS version) and URLs of an unsupported protocol as connection errors,
+    which connectors would otherwise map to TransientError and retry for a minute. The cause is
+    found by walking the exception chain, so no SDK needs to be imported here.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            parts = [getattr(current, "reason", None), getattr(current, "verify_message", None)]
+            reason = ": ".join(p for p in parts if p) or str(current)
+            return (f"TLS failed ({reason}): the server's certificate does not verify, or the URL "
+                    f"says https where the server speaks plain http (or the reverse); retrying "
+                    f"cannot fix this: check the URL's scheme and port and the certificate")
+        if type(current).__name__ == "UnsupportedProtocol":  # httpx: a URL scheme it cannot speak
+            return f"unsupported protocol: {current}"
+        current = current.__cause__ or current.__context__
+    return None

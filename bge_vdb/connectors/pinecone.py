@@ -49,6 +49,7 @@ from ..errors import (
     InputError,
     ServerUnreachable,
     TransientError,
+    permanent_connection_failure,
 )
 from ..store import Cursor, VectorStore, refuse_unknown, url_options
 from ..types import CollectionSpec, Distance, Hit, Record
@@ -426,6 +427,9 @@ def _map_errors(what: str) -> Iterator[None]:
                                  retry_after=_retry_after(exc)) from exc
         raise ConnectorError(f"Pinecone refused {what}: {exc}") from exc
     except PineconeConnectionError as exc:  # the message names the host, never the key
+        permanent = permanent_connection_failure(exc)
+        if permanent:
+            raise ConnectorError(f"Pinecone connection failed while {what}: {permanent}") from exc
         raise ServerUnreachable(f"Pinecone unreachable while {what}: {exc}") from exc
     except PineconeTimeoutError as exc:
         raise TransientError(f"Pinecone timed out while {what}: {exc}") from exc

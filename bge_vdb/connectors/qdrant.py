@@ -39,6 +39,7 @@ from ..errors import (
     StoreNotFound,
     TransientError,
     UnsupportedFilter,
+    permanent_connection_failure,
 )
 from ..retry import RetryPolicy
 from ..store import Cursor, VectorStore, refuse_unknown, stable_uuid, url_options
@@ -238,6 +239,9 @@ class QdrantStore(VectorStore):
             raise ConnectorError(msg(exc)) from exc
         except (ResponseHandlingException, httpx.TransportError) as exc:
             source = getattr(exc, "source", exc)
+            permanent = permanent_connection_failure(exc)
+            if permanent:
+                raise ConnectorError(f"Qdrant ({self._where}) {action} failed: {permanent}") from exc
             if isinstance(source, httpx.ConnectError):
                 raise ServerUnreachable(f"cannot reach the Qdrant server at {self._where}: {source}") from exc
             if isinstance(source, httpx.TransportError):  # timeouts, resets, protocol errors

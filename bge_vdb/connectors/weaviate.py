@@ -63,6 +63,7 @@ from ..errors import (
     ServerUnreachable,
     TransientError,
     UnsupportedFilter,
+    permanent_connection_failure,
 )
 from ..retry import RetryPolicy, call_with_retry
 from ..store import Cursor, VectorStore, refuse_unknown, stable_uuid, url_options
@@ -123,6 +124,9 @@ def _map_errors(what: str, retry_after: list[float | None] | None = None) -> Ite
     try:
         yield
     except (_GrpcTransient, WeaviateConnectionError, WeaviateTimeoutError, httpx.TransportError) as exc:
+        permanent = permanent_connection_failure(exc)
+        if permanent:
+            raise ConnectorError(f"Weaviate {what}: {permanent}") from None
         raise TransientError(f"Weaviate {what}: {exc}") from None
     except UnexpectedStatusCodeError as exc:
         if exc.status_code == 429 or exc.status_code >= 500:
@@ -207,6 +211,9 @@ class WeaviateStore(VectorStore):
                         skip_init_checks=True,  # no PyPI version check, no OIDC discovery
                     )
                 except WeaviateStartUpError as exc:
+                    permanent = permanent_connection_failure(exc)
+                    if permanent:
+                        raise ConnectorError(f"cannot connect to Weaviate at {label}: {permanent}") from None
                     raise TransientError(f"cannot reach Weaviate at {label}: {type(exc.__cause__).__name__}") from None
                 except ValueError as exc:  # the SDK's pydantic validation of the parameters
                     raise ConfigError(f"bad Weaviate connection parameters for {label}: {exc}") from None
