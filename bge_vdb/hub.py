@@ -98,7 +98,8 @@ def resolve(model: str) -> ResolvedModel:
     raise ModelError(
         f"cannot find model {model!r}. Tried: " + "; ".join(tried) + ". "
         "Download it on a machine with internet access (e.g. `hf download "
-        f"{name} --local-dir DIR`, with huggingface-hub's `hf` command) and pass that directory: "
+        f"{name} --local-dir DIR`; `huggingface-cli download` in old huggingface-hub releases) and "
+        "pass that directory: "
         "Embedder('DIR')."
     )
 

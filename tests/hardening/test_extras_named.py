@@ -18,7 +18,8 @@ from bge_vdb.errors import MissingExtra
 from bge_vdb.store import _REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
-MENTION = re.compile(r"bge-vdb\[([^\]\s]*)\]")
+# `bge-vdb[x]`, and the checkout and wheel forms: `".[x]"`, `....whl[x]`.
+MENTION = re.compile(r"bge-vdb\[([^\]\s]*)\]|(?:[\"']\.|\.whl)\[([^\]\s]*)\]")
 
 
 def declared_extras() -> set[str]:
@@ -38,10 +39,11 @@ def test_every_mentioned_extra_exists() -> None:
     mentions: list[tuple[str, str]] = []
     for file in read_by_users():
         for match in MENTION.finditer(file.read_text(encoding="utf-8")):
-            for name in match.group(1).split(","):
+            for name in (match.group(1) or match.group(2)).split(","):
                 if "{" not in name:  # errors.py's f-string template
                     mentions.append((f"{file.relative_to(ROOT)}: {match.group(0)}", name.strip()))
-    assert len(mentions) >= 5, "the README and the package name extras: the scan found too few"
+    assert len(mentions) >= 10, "the README and the package name extras: the scan found too few"
+    assert any(where.endswith('".[qdrant,torch]"') or ".[qdrant,torch]" in where for where, _ in mentions)
     unknown = [where for where, name in mentions if name not in extras]
     assert not unknown, f"extras that pyproject.toml does not declare ({sorted(extras)}): {unknown}"
 
