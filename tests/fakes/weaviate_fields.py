@@ -69,8 +69,9 @@ IMPLEMENTED: dict[str, set[str]] = {
 
 # Values of implemented fields that the fake still refuses, by (method, path).
 REFUSED_VALUES: dict[tuple[str, str], str] = {
-    ("Search", "filters.operator"): "OPERATOR_WITHIN_GEO_RANGE",
-    ("Search", "near_vector.vectors.type"): "VECTOR_TYPE_MULTI_FP32",
+    **{(method, "filters.operator"): "OPERATOR_WITHIN_GEO_RANGE" for method in ("Search", "BatchDelete", "Aggregate")},
+    **{("Search", f"{kind}.vectors.type"): "VECTOR_TYPE_MULTI_FP32"
+       for kind in ("near_vector", "hybrid_search", "hybrid_search.near_vector")},
     ("BatchObjects", "objects.vectors.type"): "VECTOR_TYPE_MULTI_FP32",
 }
 

@@ -1,11 +1,13 @@
 """Weaviate's ``where`` filters, evaluated per object by the fake (server 1.32.5 semantics).
 
 Implemented: AND/OR/NOT; Equal, NotEqual, the four ranges, Like, IsNull and ContainsAny/All/None
-on ``_id``, on the timestamps (with ``indexTimestamps``) and on text (field tokenization), number,
-int, boolean, date and uuid properties and their arrays; filter values are checked against the
-property's data type as the server checks them. IsNull needs ``indexNullState``, a property filter
-``indexFilterable``. Refused (UNIMPLEMENTED): text filters on tokenized (word, lowercase,
-whitespace) properties, geo ranges, property-length filters and reference paths.
+on ``_id``, on the timestamps (with ``indexTimestamps``) and on text, number, int, boolean, date and
+uuid properties and their arrays; filter values are checked against the property's data type as
+the server checks them. A text value is tokenized as the property is, stopwords are dropped, and
+every remaining token must satisfy the operator (``inverted/searcher.go``: one clause per token,
+ANDed); ContainsAny/All/None combine such Equal clauses. IsNull needs ``indexNullState``, a
+property filter ``indexFilterable``. Refused (UNIMPLEMENTED): geo ranges, property-length filters
+and reference paths.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from weaviate.proto.v1 import base_pb2
 
-from tests.fakes.weaviate_search import like
+from tests.fakes.weaviate_search import like, prop_tokens, stopwords, tokenize
 
 if TYPE_CHECKING:
     from tests.fakes.weaviate_server import FakeWeaviate, StoredObject
@@ -40,14 +42,20 @@ def _abort(code: grpc.StatusCode, message: str) -> Exception:
     return Abort(code, message)
 
 
-def matches(fake: FakeWeaviate, cls_name: str, f: Any, uid: str, obj: StoredObject) -> bool:
+def validate(fake: FakeWeaviate, cls_name: str, f: Any) -> None:
+    """The checks the server makes when it parses a filter, before any object is read."""
+    if f.operator in (F.OPERATOR_AND, F.OPERATOR_OR, F.OPERATOR_NOT):
+        if not f.filters:
+            raise _abort(grpc.StatusCode.UNKNOWN, f"{F.Operator.Name(f.operator)} needs operands")
+        for child in f.filters:
+            validate(fake, cls_name, child)
+    else:
+        _leaf(fake, cls_name, f)
+
+
+def _leaf(fake: FakeWeaviate, cls_name: str, f: Any) -> tuple[str, str, list[Any]]:
+    """(property, base data type, wanted values) of a leaf filter, or the server's refusal."""
     op = f.operator
-    if op == F.OPERATOR_AND:
-        return all(matches(fake, cls_name, c, uid, obj) for c in f.filters)
-    if op == F.OPERATOR_OR:
-        return any(matches(fake, cls_name, c, uid, obj) for c in f.filters)
-    if op == F.OPERATOR_NOT:
-        return not matches(fake, cls_name, f.filters[0], uid, obj)
     if op in (F.OPERATOR_UNSPECIFIED, F.OPERATOR_WITHIN_GEO_RANGE):
         raise _abort(grpc.StatusCode.UNIMPLEMENTED,
                      f"the Weaviate fake does not implement filter operator {F.Operator.Name(op)}")
@@ -58,13 +66,11 @@ def matches(fake: FakeWeaviate, cls_name: str, f: Any, uid: str, obj: StoredObje
     cls = fake.class_of(cls_name)
     inverted = cls["invertedIndexConfig"]
     if prop in ("_id", "id"):
-        value: Any = uid
         dtype, tokenization = "uuid", "field"
     elif prop in ("_creationTimeUnix", "_lastUpdateTimeUnix"):
         if not inverted["indexTimestamps"]:
             raise _abort(grpc.StatusCode.UNKNOWN, "timestamps must be indexed to be filterable! add "
                          "`indexTimestamps: true` to the invertedIndexConfig")
-        value = obj.created if prop == "_creationTimeUnix" else obj.updated
         dtype, tokenization = "int", None
     elif prop.startswith("len("):
         raise _abort(grpc.StatusCode.UNIMPLEMENTED, "the Weaviate fake does not filter on property lengths")
@@ -79,21 +85,49 @@ def matches(fake: FakeWeaviate, cls_name: str, f: Any, uid: str, obj: StoredObje
             raise _abort(grpc.StatusCode.UNKNOWN, f"Filtering by property '{prop}' requires inverted "
                          "index. Is `indexFilterable` option of property enabled? Set it to `true` or "
                          "leave empty")
-        value = obj.props.get(prop)
     if op == F.OPERATOR_IS_NULL:
-        return (value is None or value == []) == f.value_boolean
+        return prop, dtype, [f.value_boolean]
     base = dtype.rstrip("[]")
     wanted = _filter_values(f, base, prop)
-    if base == "text" and tokenization != "field":
-        raise _abort(grpc.StatusCode.UNIMPLEMENTED,
-                     f"the Weaviate fake filters text with field tokenization only ({prop!r})")
-    have = [] if value is None else (value if isinstance(value, list) else [value])
-    if base == "text":
-        have, wanted = [h.strip() for h in have], [w.strip() for w in wanted]
-    elif base == "date":
-        have, wanted = [_date(h) for h in have], [_date(w) for w in wanted]
+    if base == "text":  # each value becomes its tokens, stopwords dropped
+        mode = "word_wildcards" if op == F.OPERATOR_LIKE and tokenization == "word" else tokenization
+        stop = stopwords(inverted)
+        wanted = [[t for t in tokenize(mode, w) if t not in stop] for w in wanted]
+        if not all(wanted):
+            raise _abort(grpc.StatusCode.UNKNOWN, "invalid search term, only stopwords provided. "
+                         "Stopwords can be configured in class.invertedIndexConfig.stopwords")
+        return prop, f"text:{tokenization}", wanted
+    if base == "date":
+        wanted = [_date(w) for w in wanted]
     elif base == "uuid":
-        have, wanted = [h.lower() for h in have], [w.lower() for w in wanted]
+        wanted = [w.lower() for w in wanted]
+    return prop, base, wanted
+
+
+def matches(fake: FakeWeaviate, cls_name: str, f: Any, uid: str, obj: StoredObject) -> bool:
+    op = f.operator
+    if op == F.OPERATOR_AND:
+        return all(matches(fake, cls_name, c, uid, obj) for c in f.filters)
+    if op == F.OPERATOR_OR:
+        return any(matches(fake, cls_name, c, uid, obj) for c in f.filters)
+    if op == F.OPERATOR_NOT:
+        return not matches(fake, cls_name, f.filters[0], uid, obj)
+    prop, base, wanted = _leaf(fake, cls_name, f)
+    if prop in ("_id", "id"):
+        value: Any = uid
+    elif prop in ("_creationTimeUnix", "_lastUpdateTimeUnix"):
+        value = obj.created if prop == "_creationTimeUnix" else obj.updated
+    else:
+        value = obj.props.get(prop)
+    if op == F.OPERATOR_IS_NULL:
+        return (value is None or value == []) == wanted[0]
+    if base.startswith("text:"):
+        return _text_matches(op, set(prop_tokens(base[5:], value)), wanted)
+    have = [] if value is None else (value if isinstance(value, list) else [value])
+    if base == "date":
+        have = [_date(h) for h in have]
+    elif base == "uuid":
+        have = [h.lower() for h in have]
     if op == F.OPERATOR_EQUAL:
         return bool(have) and wanted[0] in have
     if op == F.OPERATOR_NOT_EQUAL:
@@ -108,6 +142,28 @@ def matches(fake: FakeWeaviate, cls_name: str, f: Any, uid: str, obj: StoredObje
         return not any(w in have for w in wanted)
     if op in _RANGES:
         return any(_RANGES[op](h, wanted[0]) for h in have)
+    raise _abort(grpc.StatusCode.UNIMPLEMENTED, f"the Weaviate fake does not implement filter operator {op}")
+
+
+def _text_matches(op: int, tokens: set[str], wanted: list[list[str]]) -> bool:
+    """``wanted``: one token list per filter value; a value holds when all its tokens do."""
+    def has(terms: list[str]) -> bool:
+        return all(t in tokens for t in terms)
+
+    if op == F.OPERATOR_EQUAL:
+        return has(wanted[0])
+    if op == F.OPERATOR_NOT_EQUAL:
+        return all(t not in tokens for t in wanted[0])
+    if op == F.OPERATOR_LIKE:
+        return all(any(like(t, tok) for tok in tokens) for t in wanted[0])
+    if op == F.OPERATOR_CONTAINS_ANY:
+        return any(has(w) for w in wanted)
+    if op == F.OPERATOR_CONTAINS_ALL:
+        return all(has(w) for w in wanted)
+    if op == F.OPERATOR_CONTAINS_NONE:
+        return not any(has(w) for w in wanted)
+    if op in _RANGES:
+        return all(any(_RANGES[op](tok, t) for tok in tokens) for t in wanted[0])
     raise _abort(grpc.StatusCode.UNIMPLEMENTED, f"the Weaviate fake does not implement filter operator {op}")
 
 

@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 from weaviate.proto.v1 import base_pb2, base_search_pb2, properties_pb2, search_get_pb2
 
-from tests.fakes.weaviate_filters import matches
+from tests.fakes.weaviate_filters import matches, validate
 from tests.fakes.weaviate_schema import lower_first
 from tests.fakes.weaviate_search import (
     HYBRID_MAX_RESULTS,
@@ -52,6 +52,8 @@ def search(fake: FakeWeaviate, req: search_get_pb2.SearchRequest) -> search_get_
     if req.offset + limit > MAX_RESULTS and not req.after:
         raise _abort(f"query maximum results exceeded: offset + limit > {MAX_RESULTS}")
     flt = req.filters if req.HasField("filters") else None
+    if flt is not None:
+        validate(fake, cls["class"], flt)
     by_order = sorted(shard.items(), key=lambda r: r[1].order)  # the server's doc-id order
     allowed = [r for r in by_order if flt is None or matches(fake, cls["class"], flt, r[0], r[1])]
     scores: dict[str, float] = {}
@@ -177,13 +179,14 @@ def _hybrid(fake: FakeWeaviate, cls: dict[str, Any], shard: dict[str, StoredObje
     sets: list[list[tuple[str, float]]] = []
     weights: list[float] = []
     below: set[str] | None = None
+    q = None  # parsed whether or not alpha uses it, as the server parses the request first
+    if hs.HasField("near_vector"):
+        q = _query_vector(hs.near_vector)
+    elif hs.vectors or hs.vector_bytes or hs.vector:
+        q = _query_vector(hs)
     if alpha > 0:
         name, metric = fake.vector_index(cls, _target(req))
-        if hs.HasField("near_vector"):
-            q = _query_vector(hs.near_vector)
-        elif hs.vectors or hs.vector_bytes or hs.vector:
-            q = _query_vector(hs)
-        else:
+        if q is None:
             raise _abort("no vector or modules provided for hybrid search: the class has no vectorizer")
         rows, dists = _ranked_by_distance(allowed, name, metric, q)
         rows = rows[:sub_limit]
@@ -286,7 +289,7 @@ def _result(cls: dict[str, Any], req: Any, uid: str, obj: StoredObject, dist: fl
         meta.is_consistent, meta.is_consistent_present = True, True
     for name, vec in obj.vectors.items():
         raw = vec.astype("<f4").tobytes()
-        if name == "" and md.vector:
+        if name == "" and (md.vector or "default" in md.vectors):
             meta.vector_bytes = raw
         elif name and (md.vector or name in md.vectors):
             meta.vectors.append(base_pb2.Vectors(name=name, vector_bytes=raw,

@@ -62,10 +62,11 @@ def tokenize(tokenization: str, text: str) -> list[str]:
         return text.split()
     if tokenization == "lowercase":
         return [t.lower() for t in text.split()]
-    if tokenization == "word":
+    if tokenization in ("word", "word_wildcards"):  # the latter keeps * and ? (Like filters)
+        wild = tokenization == "word_wildcards"
         words, cur = [], []
         for ch in text:
-            if _is_word_rune(ch):
+            if _is_word_rune(ch) or (wild and ch in "*?"):
                 cur.append(ch)
             elif cur:
                 words.append("".join(cur))

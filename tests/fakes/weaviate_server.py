@@ -42,7 +42,7 @@ from weaviate.proto.v1 import (
 
 from tests.fakes.http_base import serve_in_thread
 from tests.fakes.weaviate_fields import unmodelled_field
-from tests.fakes.weaviate_filters import matches
+from tests.fakes.weaviate_filters import matches, validate
 from tests.fakes.weaviate_query import search
 from tests.fakes.weaviate_schema import (
     NotModelled,
@@ -168,7 +168,7 @@ class FakeWeaviate:
         """(vector name, distance metric) of ``target`` ("" = the only/legacy vector)."""
         named = cls.get("vectorConfig")
         if not named:
-            if target:
+            if target not in ("", "default"):  # "default" names the legacy vector too
                 raise Abort(grpc.StatusCode.UNKNOWN, f"class {cls['class']} does not have named vector "
                                                      f"{target} configured. Available named vectors []")
             return "", cls["vectorIndexConfig"]["distance"]
@@ -225,11 +225,7 @@ class FakeWeaviate:
             if name not in known:
                 known[name] = self.add_property(cls["class"], {"name": name, "dataType": [infer_data_type(value)]})
         stored = {n: check_value(cls["class"], known[n], v) for n, v in props.items()}
-        for name, vec in vectors.items():
-            if not len(vec):
-                raise SchemaError("empty vector")
-            if name:
-                self.vector_index(cls, name)
+        vectors = self._vector_slots(cls, vectors)
         shard = self.shard(cls["class"], tenant, create=True)
         for name, vec in vectors.items():
             other = next((o.vectors[name] for o in shard.values() if name in o.vectors), None)
@@ -242,6 +238,25 @@ class FakeWeaviate:
                            keep_created or now, now, self._doc_ids)
         shard[uid] = obj
         return obj
+
+
+    @staticmethod
+    def _vector_slots(cls: dict[str, Any], vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Vectors by index name, as ``usecases/objects/validation/vector_validation.go`` places them:
+        "default" is the legacy vector of a class without named vectors, and the unnamed vector
+        goes to the only named vector of a class that has exactly one."""
+        named = cls.get("vectorConfig") or {}
+        vectors = {k: v for k, v in vectors.items() if len(v)}
+        if not named and "default" in vectors:
+            vectors[""] = vectors.pop("default")
+        if named and "" in vectors:
+            if len(named) != 1:
+                raise SchemaError(f"collection {cls['class']} configuration does not have single vector index")
+            vectors[next(iter(named))] = vectors.pop("")
+        for name in vectors:
+            if name and name not in named:
+                raise SchemaError(f"collection {cls['class']} does not have configuration for vector {name}")
+        return vectors
 
 
 class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
@@ -275,6 +290,8 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
         return self._run("BatchObjects", request, context, lambda: self._batch(request))
 
     def _batch(self, request: batch_pb2.BatchObjectsRequest) -> batch_pb2.BatchObjectsReply:
+        if any(v.type == base_pb2.Vectors.VECTOR_TYPE_MULTI_FP32 for o in request.objects for v in o.vectors):
+            raise NotModelled("multi-vectors (VECTOR_TYPE_MULTI_FP32)")
         injected = self.fake.take_fault("object_errors", "")
         errors = []
         for i, obj in enumerate(request.objects):
@@ -306,11 +323,7 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
                                      if narr.values_bytes else list(narr.values))
         for name in pb.empty_list_props:
             props[name] = []
-        vectors = {}
-        for v in obj.vectors:
-            if v.type == base_pb2.Vectors.VECTOR_TYPE_MULTI_FP32:
-                raise NotModelled("multi-vectors")
-            vectors[v.name] = np.frombuffer(v.vector_bytes, dtype="<f4").copy()
+        vectors = {v.name: np.frombuffer(v.vector_bytes, dtype="<f4").copy() for v in obj.vectors}
         if obj.vector_bytes or obj.vector:
             vectors[""] = (np.frombuffer(obj.vector_bytes, dtype="<f4").copy() if obj.vector_bytes
                            else np.asarray(obj.vector, dtype=np.float32))
@@ -323,6 +336,9 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
         def run() -> batch_delete_pb2.BatchDeleteReply:
             cls = self.fake.class_of(request.collection)["class"]
             shard = self.fake.shard(cls, request.tenant)
+            if not request.HasField("filters"):
+                raise Abort(grpc.StatusCode.UNKNOWN, "batch delete: filters must be set")
+            validate(self.fake, cls, request.filters)
             rows = [(u, o) for u, o in shard.items() if matches(self.fake, cls, request.filters, u, o)]
             if not request.dry_run:
                 for uid, _ in rows:
@@ -339,6 +355,8 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
             cls = self.fake.class_of(request.collection)["class"]
             shard = self.fake.shard(cls, request.tenant)
             flt = request.filters if request.HasField("filters") else None
+            if flt is not None:
+                validate(self.fake, cls, flt)
             n = sum(1 for u, o in shard.items() if flt is None or matches(self.fake, cls, flt, u, o))
             return aggregate_pb2.AggregateReply(
                 single_result=aggregate_pb2.AggregateReply.Single(objects_count=n))
