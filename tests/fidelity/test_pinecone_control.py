@@ -27,7 +27,10 @@ def test_create_describe_list_and_exists(pc: Any) -> None:
         pc.indexes.describe("missing")
 
 
-def test_create_waits_until_ready(pc: Any, pinecone_fake: Any) -> None:
+def test_create_waits_until_ready(pc: Any, pinecone_fake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pinecone.client.indexes as sdk_indexes
+
+    monkeypatch.setattr(sdk_indexes.time, "sleep", lambda s: None)  # the SDK polls every 5 s
     pinecone_fake.initializing_describes = 2  # the index reports "Initializing" twice
     model = pc.create_index(name="slow", dimension=2, metric="cosine",
                             spec={"serverless": {"cloud": "aws", "region": "us-east-1"}})
