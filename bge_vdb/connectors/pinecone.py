@@ -422,7 +422,7 @@ def _map_errors(what: str) -> Iterator[None]:
     except NotFoundError as exc:
         raise CollectionNotFound(f"not found while {what}: {exc}") from exc
     except ApiError as exc:
-        if exc.status_code >= 500 or exc.status_code == 408:
+        if (exc.status_code >= 500 and exc.status_code != 501) or exc.status_code == 408:  # 501: never served
             raise TransientError(f"Pinecone server error while {what}: {exc}",
                                  retry_after=_retry_after(exc)) from exc
         raise ConnectorError(f"Pinecone refused {what}: {exc}") from exc

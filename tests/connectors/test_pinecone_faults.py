@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bge_vdb.connectors.pinecone import PineconeStore
-from bge_vdb.errors import ServerUnreachable, TransientError
+from bge_vdb.errors import ServerUnreachable, TransientError, WriteError
 from bge_vdb.retry import RetryPolicy
 from bge_vdb.store import connect
 from bge_vdb.types import Record
@@ -61,6 +61,16 @@ def test_5xx_is_retried_by_bge_vdb_alone(fake: FakePinecone, store: PineconeStor
     # One HTTP request per bge-vdb attempt: the SDK's own retries are off, so nothing multiplies.
     assert len(requests_to(fake, "/vectors/upsert")) == 3 and len(waits) == 2
     assert stored_ids(fake) == [f"r{i:03d}" for i in range(20)] and col.count() == 20
+
+
+def test_501_not_implemented_is_permanent(fake: FakePinecone, store: PineconeStore, waits: list[float]) -> None:
+    # 501: the server does not implement the request; asking again cannot succeed.
+    col = store.collection("docs", dim=DIM)
+    fake.requests.clear()
+    fake.inject("status", path="/vectors/upsert", status=501)
+    with pytest.raises(WriteError, match="501"):
+        col.upsert(records(3))
+    assert len(requests_to(fake, "/vectors/upsert")) == 1 and waits == []
 
 
 def test_429_retry_after_is_honoured(fake: FakePinecone, store: PineconeStore, waits: list[float]) -> None:

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from bge_vdb.connectors.weaviate import WeaviateStore, class_name, path_token
-from bge_vdb.errors import CollectionError, ServerUnreachable, TransientError, WriteError
+from bge_vdb.errors import (
+    CollectionError,
+    ConnectorError,
+    ServerUnreachable,
+    TransientError,
+    WriteError,
+)
 from bge_vdb.retry import RetryPolicy
 from bge_vdb.store import connect, stable_uuid
 from bge_vdb.types import Record
@@ -49,6 +55,14 @@ def test_http_5xx_then_success(fake: FakeWeaviate, store: WeaviateStore, waits: 
     fake.inject("http", "/v1/schema", status=503, times=2)
     col = store.collection("docs", dim=8)
     assert col.name == "docs" and len(waits) == 2 and "Docs" in fake.classes
+
+
+def test_501_not_implemented_is_permanent(fake: FakeWeaviate, store: WeaviateStore, waits: list[float]) -> None:
+    # 501: the server does not implement the request; asking again cannot succeed.
+    fake.inject("http", "/v1/schema", status=501, times=5)
+    with pytest.raises(ConnectorError, match="501") as err:
+        store.collection("docs", dim=8)
+    assert not isinstance(err.value, TransientError) and waits == []
 
 
 def test_429_retry_after_is_honoured(fake: FakeWeaviate, store: WeaviateStore, waits: list[float]) -> None:
