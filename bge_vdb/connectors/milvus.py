@@ -71,7 +71,8 @@ def _map_errors(what: str, secret: str | None = None) -> Iterator[None]:
     except MilvusException as exc:
         msg = _scrub(f"Milvus {what} failed: {exc.message} (code {exc.code})", secret)
         code = exc.code
-        if code in _TRANSIENT_GRPC or code in (_CONNECT_FAILED, _RATE_LIMIT) or exc.retriable:
+        # `retriable` exists from pymilvus 3.0.1 on; older versions say it by the code alone.
+        if code in _TRANSIENT_GRPC or code in (_CONNECT_FAILED, _RATE_LIMIT) or getattr(exc, "retriable", False):
             raise TransientError(msg) from None
         if code == _COLLECTION_NOT_FOUND or "collection not found" in str(exc.message).lower():
             raise CollectionNotFound(msg) from None

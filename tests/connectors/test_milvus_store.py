@@ -16,6 +16,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 from bge_vdb import connect
 from bge_vdb.connectors.milvus import MilvusStore, _map_errors
 from bge_vdb.errors import (
+    BgeVdbError,
     CollectionNotFound,
     ConfigError,
     ConnectorError,
@@ -62,6 +63,20 @@ def test_bad_urls_are_config_errors(url: str) -> None:
 def test_unknown_option_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="colour"):
         connect(f"milvus://{tmp_path}/x.db", colour="red")
+
+
+def test_an_error_without_retriable_is_mapped_not_an_attribute_error() -> None:
+    """pymilvus before 3.0.1 has no MilvusException.retriable: a refusal must still be a
+    ConnectorError (it was an AttributeError), and a transient code still transient."""
+    class OldMilvusException(MilvusException):  # as pymilvus 2.5.x to 3.0.0 raise it
+        @property
+        def retriable(self) -> bool:
+            raise AttributeError("'MilvusException' object has no attribute 'retriable'")
+
+    for code, kind in ((1100, ConnectorError), (8, TransientError), (100, CollectionNotFound)):
+        with pytest.raises(BgeVdbError) as err, _map_errors("upsert"):
+            raise OldMilvusException(code, "refused")
+        assert type(err.value) is kind
 
 
 def test_unreachable_server_fails_after_bounded_retries_without_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
