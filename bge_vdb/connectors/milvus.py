@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import grpc
 import numpy as np
@@ -46,6 +46,9 @@ ID_MAX_LENGTH = 2048  # bytes; bge_vdb ids are at most MAX_ID_BYTES (1024)
 TEXT_MAX_BYTES = 65535  # Milvus's largest VARCHAR; checked in UTF-8 bytes, the stricter reading
 JSON_MAX_BYTES = 65536  # Milvus's default limit of one JSON value
 HASH_MAX_LENGTH = 256
+# Options a URL's query string may carry (``milvus://host:19530?db_name=prod``); the token may
+# not: URLs end up in logs and shell histories.
+URL_OPTIONS = ("db_name", "timeout", "index_type")
 
 _TRANSIENT_GRPC = {
     grpc.StatusCode.UNAVAILABLE,
@@ -101,6 +104,24 @@ def _check_lite_path(path: str, *, must_exist: bool) -> None:
 
 def _scrub(message: str, secret: str | None) -> str:
     return message.replace(secret, "***") if secret else message
+
+
+def _shown(url: str) -> str:
+    """The URL as errors may show it: no query string and no credentials (either may hold a secret)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=host, query="", fragment="").geturl()
+
+
+def _number(options: dict[str, Any], key: str, default: float, kind: type) -> Any:
+    value = options.pop(key, default)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Milvus option {key} must be a number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"Milvus option {key} must be positive, got {value!r}")
+    return number
 
 
 # -------------------------------------------------------------------------------- the store
@@ -161,18 +182,44 @@ class MilvusStore(VectorStore):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MilvusStore:
         """``milvus:///abs/file.db`` or ``milvus://./rel.db`` (Milvus Lite), ``milvus://host:19530``,
-        ``milvus+http(s)://host[:port]`` (servers; ``token=`` or ``MILVUS_TOKEN``, ``db_name=``)."""
+        ``milvus+http(s)://host[:port]`` (servers). The token comes from ``token=`` or
+        ``MILVUS_TOKEN``, never from the URL. Options (keywords, or in the URL's query string):
+        ``db_name``, ``timeout``, ``index_type``; ``retry_policy`` as a keyword."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
+        shown = _shown(url)  # what error messages may quote: no query string, no credentials
+        if "@" in parts.netloc:
+            raise ConfigError(
+                f"credentials in a Milvus URL are not read ({shown}): pass token='user:password' "
+                f"(or an API key) or set MILVUS_TOKEN"
+            )
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "token":
+                raise ConfigError(
+                    f"a token in a Milvus URL's query string is not read ({shown}): pass token=... "
+                    f"or set MILVUS_TOKEN (URLs end up in logs and shell histories)"
+                )
+            if key not in URL_OPTIONS:
+                raise ConfigError(
+                    f"unknown option {key!r} in the Milvus URL {shown}; known options: "
+                    f"{', '.join(URL_OPTIONS)}"
+                )
+            options.setdefault(key, value)  # a keyword option wins over the URL's
+        unknown = sorted(set(options) - {*URL_OPTIONS, "token", "retry_policy"})
+        if unknown:
+            raise ConfigError(
+                f"unknown Milvus option(s): {', '.join(unknown)}; known options: "
+                f"{', '.join((*URL_OPTIONS, 'token', 'retry_policy'))}"
+            )
         token = options.pop("token", None) or os.environ.get("MILVUS_TOKEN") or ""
-        db_name = options.pop("db_name", None) or parse_qs(parts.query).get("db_name", [""])[0]
+        db_name = str(options.pop("db_name", None) or "")
         policy: RetryPolicy = options.pop("retry_policy", DEFAULT_POLICY)
-        timeout = float(options.pop("timeout", 30.0))
+        timeout = _number(options, "timeout", 30.0, float)
         index_type = str(options.pop("index_type", "FLAT"))
         if parts.netloc in ("", ".", "..") and scheme == "milvus":
             path = parts.netloc + parts.path
             if not path.endswith(".db"):
-                raise ConfigError(f"a Milvus Lite URL names a file ending in .db, got {url!r}")
+                raise ConfigError(f"a Milvus Lite URL names a file ending in .db, got {shown!r}")
             uri = os.path.abspath(path)
             _check_lite_path(uri, must_exist=False)
             location = f"milvus://{uri}"
@@ -181,9 +228,7 @@ class MilvusStore(VectorStore):
             uri = f"{http}://{parts.hostname}:{parts.port or (443 if http == 'https' else 19530)}"
             location = uri
         else:
-            raise ConfigError(f"cannot read a Milvus address from {url!r}")
-        if options:
-            raise ConfigError(f"unknown Milvus option(s): {', '.join(sorted(options))}")
+            raise ConfigError(f"cannot read a Milvus address from {shown!r}")
 
         def open_client() -> MilvusClient:
             with _map_errors(f"connect to {location}", token or None):

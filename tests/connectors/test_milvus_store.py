@@ -61,8 +61,54 @@ def test_bad_urls_are_config_errors(url: str) -> None:
 
 
 def test_unknown_option_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="colour"):
+    with pytest.raises(ConfigError, match="colour") as err:
         connect(f"milvus://{tmp_path}/x.db", colour="red")
+    assert "db_name" in str(err.value)  # the known options are named
+    assert not (tmp_path / "x.db").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize("query", [
+    "db_nme=prod&token=s3cret-value",  # the misspelling of issue 14: was silently the default db
+    "token=s3cret-value&db_name=prod",  # a token in a URL: refused, never read or shown
+    "db_name=prod&timeout=5&index=HNSW",
+])
+def test_url_options_are_checked_and_secrets_never_echoed(tmp_path: Path, query: str) -> None:
+    url = f"milvus://{tmp_path}/x.db?{query}"
+    with pytest.raises(ConfigError) as err:
+        connect(url)
+    msg = str(err.value)
+    assert "s3cret" not in msg and "s3cret" not in repr(err.value)
+    if "db_nme" in query:
+        assert "'db_nme'" in msg and "db_name" in msg  # names the misspelt option and the known ones
+    elif "index=" in query:
+        assert "'index'" in msg and "index_type" in msg
+    else:
+        assert "token" in msg and "MILVUS_TOKEN" in msg
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_credentials_in_the_url_are_refused_without_echo() -> None:
+    with pytest.raises(ConfigError, match="MILVUS_TOKEN") as err:
+        connect("milvus://root:Pa55word@127.0.0.1:19530")
+    assert "Pa55word" not in str(err.value)
+
+
+@pytest.mark.parametrize(("url_query", "kw", "error"), [
+    ("timeout=soon", {}, "timeout must be a number"),
+    ("", {"timeout": 0}, "timeout must be positive"),
+])
+def test_bad_option_values_are_config_errors(tmp_path: Path, url_query: str, kw: dict[str, Any], error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        connect(f"milvus://{tmp_path}/x.db?{url_query}", **kw)
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_db_name_from_the_url_query_is_used(tmp_path: Path) -> None:
+    s = connect(f"milvus://{tmp_path}/x.db?db_name=default&timeout=7")
+    try:
+        assert s._timeout == 7.0  # type: ignore[attr-defined]
+    finally:
+        s.close()
 
 
 def test_an_error_without_retriable_is_mapped_not_an_attribute_error() -> None:
