@@ -1,13 +1,14 @@
-"""Milvus connector: Milvus Lite files (``milvus:///abs/demo.db``) and Milvus servers.
+"""Milvus connector: Milvus Lite files (``milvus:///abs/demo.db``) and Milvus servers (2.3+).
 
-Layout of a collection made here: a VARCHAR primary key holding the user's id as is, a
-FLOAT_VECTOR with a FLAT (exact) COSINE index, ``text``, ``metadata`` (JSON, returned to the
-user) and ``metadata_typed`` (JSON, filtered on), ``content_hash``. The fingerprint lives in a
-collection property. Collections are created with Strong consistency, so a read sees every write
-that returned before it.
+The collection layout, server versions and index choice are in
+:mod:`bge_vdb.connectors.milvus_layout`; filters are translated in
+:mod:`bge_vdb.connectors.milvus_expr`. The fingerprint lives in a collection property.
 
-Filters are translated in :mod:`bge_vdb.connectors.milvus_expr`, which explains
-``metadata_typed``.
+Consistency: every read (search, fetch, scroll, count) asks for Strong consistency per call, so
+it sees every write that returned before it, whatever consistency level the collection was made
+with (the server's default, Bounded, may miss writes of the last seconds). ``count()`` is a
+``count(*)`` query, exact without a flush; the server's row statistics are not (they count only
+flushed segments).
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 import grpc
 import numpy as np
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import MilvusClient, MilvusException
 
 from .. import filters
 from ..errors import (
@@ -39,16 +39,23 @@ from ..errors import (
 from ..retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from ..store import Cursor, VectorStore
 from ..types import CollectionSpec, Distance, Hit, Record
-from .milvus_expr import quote, to_expr, typed_leaves
+from .milvus_expr import quote, to_expr
+from .milvus_layout import (
+    JSON_MAX_BYTES,
+    IndexChoice,
+    Layout,
+    ServerInfo,
+    ids_expr,
+    new_schema,
+    read_layout,
+    to_record,
+    to_row,
+)
 
 FINGERPRINT_KEY = "bge_vdb.fingerprint"
-ID_MAX_LENGTH = 2048  # bytes; bge_vdb ids are at most MAX_ID_BYTES (1024)
-TEXT_MAX_BYTES = 65535  # Milvus's largest VARCHAR; checked in UTF-8 bytes, the stricter reading
-JSON_MAX_BYTES = 65536  # Milvus's default limit of one JSON value
-HASH_MAX_LENGTH = 256
 # Options a URL's query string may carry (``milvus://host:19530?db_name=prod``); the token may
 # not: URLs end up in logs and shell histories.
-URL_OPTIONS = ("db_name", "timeout", "index_type")
+URL_OPTIONS = ("db_name", "timeout", "index_type", "hnsw_m", "hnsw_ef_construction", "search_ef")
 
 _TRANSIENT_GRPC = {
     grpc.StatusCode.UNAVAILABLE,
@@ -62,7 +69,9 @@ _METRICS = {"COSINE": Distance.COSINE, "IP": Distance.DOT, "L2": Distance.EUCLID
 
 @contextmanager
 def _map_errors(what: str, secret: str | None = None) -> Iterator[None]:
-    """The one place where pymilvus and gRPC exceptions become bge-vdb errors."""
+    """The one place where pymilvus and gRPC exceptions become bge-vdb errors. A server that
+    cannot be reached (connection refused, gRPC UNAVAILABLE) is ServerUnreachable, a
+    TransientError: retried, and what the caller sees once the retries are spent."""
     try:
         yield
     except BgeVdbError:
@@ -70,17 +79,23 @@ def _map_errors(what: str, secret: str | None = None) -> Iterator[None]:
     except grpc.RpcError as exc:
         code = exc.code() if callable(getattr(exc, "code", None)) else None
         msg = _scrub(f"Milvus {what} failed: gRPC {code}: {exc.details() if hasattr(exc, 'details') else exc}", secret)
+        if code == grpc.StatusCode.UNAVAILABLE:
+            raise ServerUnreachable(msg) from None
         raise (TransientError(msg) if code in _TRANSIENT_GRPC else ConnectorError(msg)) from None
     except MilvusException as exc:
         msg = _scrub(f"Milvus {what} failed: {exc.message} (code {exc.code})", secret)
         code = exc.code
+        if code in (_CONNECT_FAILED, grpc.StatusCode.UNAVAILABLE):
+            raise ServerUnreachable(msg) from None
         # `retriable` exists from pymilvus 3.0.1 on; older versions say it by the code alone.
-        if code in _TRANSIENT_GRPC or code in (_CONNECT_FAILED, _RATE_LIMIT) or getattr(exc, "retriable", False):
+        if code in _TRANSIENT_GRPC or code == _RATE_LIMIT or getattr(exc, "retriable", False):
             raise TransientError(msg) from None
         if code == _COLLECTION_NOT_FOUND or "collection not found" in str(exc.message).lower():
             raise CollectionNotFound(msg) from None
         raise ConnectorError(msg) from None
-    except (ConnectionError, TimeoutError) as exc:
+    except ConnectionError as exc:
+        raise ServerUnreachable(_scrub(f"Milvus {what} failed: {exc!r}", secret)) from None
+    except TimeoutError as exc:
         raise TransientError(_scrub(f"Milvus {what} failed: {exc!r}", secret)) from None
 
 
@@ -126,24 +141,6 @@ def _number(options: dict[str, Any], key: str, default: float, kind: type) -> An
 
 # -------------------------------------------------------------------------------- the store
 
-@dataclass(frozen=True)
-class _Layout:
-    """Field names of one collection (ours, or one made outside bge-vdb)."""
-
-    pk: str
-    vector: str
-    dim: int
-    text: str | None
-    metadata: str | None
-    typed: str | None
-    content_hash: str | None
-    text_max_bytes: int = TEXT_MAX_BYTES
-
-    def output_fields(self, with_vectors: bool) -> list[str]:
-        names = [self.pk, self.text, self.metadata, self.content_hash]
-        return [n for n in names if n] + ([self.vector] if with_vectors else [])
-
-
 # Open MilvusStores per Milvus Lite file in this process (see MilvusStore.close).
 _LITE_USERS: dict[str, int] = {}
 
@@ -163,28 +160,33 @@ class MilvusStore(VectorStore):
         *,
         location: str = "MilvusClient",
         index_type: str = "FLAT",
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 200,
+        search_ef: int = 128,
         timeout: float = 30.0,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
         _secret: str | None = None,
         _lite_file: str | None = None,
     ) -> None:
+        self._index = IndexChoice(str(index_type).upper(), hnsw_m, hnsw_ef_construction, search_ef)
         self._client = client
         self._lite_file = _lite_file
         if _lite_file:
             _LITE_USERS[_lite_file] = _LITE_USERS.get(_lite_file, 0) + 1
         self._location = location
-        self._index_type = index_type
         self._timeout = timeout
         self._secret = _secret
         self.retry_policy = retry_policy
-        self._layouts: dict[str, _Layout] = {}
+        self._layouts: dict[str, Layout] = {}
+        self._server: ServerInfo | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MilvusStore:
         """``milvus:///abs/file.db`` or ``milvus://./rel.db`` (Milvus Lite), ``milvus://host:19530``,
         ``milvus+http(s)://host[:port]`` (servers). The token comes from ``token=`` or
         ``MILVUS_TOKEN``, never from the URL. Options (keywords, or in the URL's query string):
-        ``db_name``, ``timeout``, ``index_type``; ``retry_policy`` as a keyword."""
+        ``db_name``, ``timeout``, ``index_type`` (FLAT, HNSW, AUTOINDEX), ``hnsw_m``,
+        ``hnsw_ef_construction``, ``search_ef``; ``retry_policy`` as a keyword."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         shown = _shown(url)  # what error messages may quote: no query string, no credentials
@@ -215,6 +217,8 @@ class MilvusStore(VectorStore):
         db_name = str(options.pop("db_name", None) or "")
         policy: RetryPolicy = options.pop("retry_policy", DEFAULT_POLICY)
         timeout = _number(options, "timeout", 30.0, float)
+        index = {k: _number(options, k, v, int)
+                 for k, v in (("hnsw_m", 16), ("hnsw_ef_construction", 200), ("search_ef", 128))}
         index_type = str(options.pop("index_type", "FLAT"))
         if parts.netloc in ("", ".", "..") and scheme == "milvus":
             path = parts.netloc + parts.path
@@ -229,20 +233,41 @@ class MilvusStore(VectorStore):
             location = uri
         else:
             raise ConfigError(f"cannot read a Milvus address from {shown!r}")
+        IndexChoice(index_type.upper(), **index)  # refuse a bad choice before connecting
 
-        def open_client() -> MilvusClient:
+        def open_client() -> tuple[MilvusClient, str]:
             with _map_errors(f"connect to {location}", token or None):
-                return MilvusClient(uri=uri, token=token, db_name=db_name, timeout=timeout)
+                client = MilvusClient(uri=uri, token=token, db_name=db_name, timeout=timeout)
+                try:  # pymilvus may connect lazily (or reuse a cached channel): ask something
+                    return client, str(client.get_server_version(timeout=timeout))
+                except BaseException:
+                    client.close()
+                    raise
 
         try:
-            client = call_with_retry(open_client, policy=policy)
+            client, version = call_with_retry(open_client, policy=policy)
         except TransientError as exc:
             raise ServerUnreachable(
                 f"cannot reach Milvus at {location} after {policy.attempts} attempt(s): {exc}"
             ) from None
         lite_file = uri if uri.endswith(".db") else None
-        return cls(client, location=location, index_type=index_type,
-                   timeout=timeout, retry_policy=policy, _secret=token or None, _lite_file=lite_file)
+        store = cls(client, location=location, index_type=index_type, **index,
+                    timeout=timeout, retry_policy=policy, _secret=token or None, _lite_file=lite_file)
+        try:
+            store._server = ServerInfo.parse(version)
+            store._server.check_supported(location)  # refused now, in plain words, not mid-job
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def server(self) -> ServerInfo:
+        """The server's version, as far as the connector cares (asked once per store)."""
+        if self._server is None:
+            info = ServerInfo.parse(str(self._do("get server version", "get_server_version")))
+            info.check_supported(self._location)
+            self._server = info
+        return self._server
 
     @classmethod
     def check_url(cls, url: str, *, must_exist: bool = False) -> None:
@@ -277,7 +302,7 @@ class MilvusStore(VectorStore):
     def list_collections(self) -> list[str]:
         return sorted(self._do("list collections", "list_collections"))
 
-    def _layout(self, name: str) -> _Layout:
+    def _layout(self, name: str) -> Layout:
         layout = self._layouts.get(name)
         if layout is None:
             if self.describe_collection(name) is None:
@@ -290,13 +315,15 @@ class MilvusStore(VectorStore):
             self._layouts.pop(name, None)
             return None
         info = self._do(f"describe collection {name!r}", "describe_collection", name)
-        layout = _read_layout(name, info["fields"])
-        index = self._do(f"describe index of {name!r}", "describe_index", name, layout.vector)
+        fields = info["fields"]
+        vector = read_layout(name, fields, "").vector
+        index = self._do(f"describe index of {name!r}", "describe_index", name, vector)
         if not index:
             raise ConnectorError(
-                f"Milvus collection {name!r} has no index on its vector field {layout.vector!r}; "
+                f"Milvus collection {name!r} has no index on its vector field {vector!r}; "
                 f"create one with metric_type COSINE to use it with bge-vdb"
             )
+        layout = read_layout(name, fields, str(index.get("index_type", "")))
         metric = str(index.get("metric_type", "")).upper()
         raw_fp = (info.get("properties") or {}).get(FINGERPRINT_KEY)
         if name not in self._layouts:
@@ -310,15 +337,10 @@ class MilvusStore(VectorStore):
     def create_collection(self, spec: CollectionSpec) -> None:
         if self._do("has_collection", "has_collection", spec.name):
             return
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=spec.dim)
-        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES, nullable=True)
-        schema.add_field("metadata", DataType.JSON)
-        schema.add_field("metadata_typed", DataType.JSON)
-        schema.add_field("content_hash", DataType.VARCHAR, max_length=HASH_MAX_LENGTH, nullable=True)
+        schema = new_schema(spec.dim, nullable=self.server().nullable_fields)
         index = self._client.prepare_index_params()
-        index.add_index("vector", index_type=self._index_type, metric_type="COSINE")
+        index.add_index("vector", index_type=self._index.index_type, metric_type="COSINE",
+                        params=self._index.build_params())
         properties = {FINGERPRINT_KEY: json.dumps(spec.fingerprint)} if spec.fingerprint else {}
         what = f"create collection {spec.name!r}"
         self._do(what, "create_collection", spec.name, schema=schema, consistency_level="Strong",
@@ -336,12 +358,11 @@ class MilvusStore(VectorStore):
 
     def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any] | None) -> None:
         self._layout(name)
-        if fingerprint:
-            self._do(f"set properties of {name!r}", "alter_collection_properties", name,
-                     properties={FINGERPRINT_KEY: json.dumps(dict(fingerprint))})
-        else:
-            self._do(f"drop properties of {name!r}", "drop_collection_properties", name,
-                     property_keys=[FINGERPRINT_KEY])
+        # No fingerprint is stored as "" rather than by dropping the property: Milvus 2.3 and
+        # 2.4 cannot drop a collection property, and "" reads back as no fingerprint everywhere.
+        value = json.dumps(dict(fingerprint)) if fingerprint else ""
+        self._do(f"set properties of {name!r}", "alter_collection_properties", name,
+                 properties={FINGERPRINT_KEY: value})
 
     # -------------------------------------------------------------------------------- writes
     def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
@@ -349,7 +370,7 @@ class MilvusStore(VectorStore):
         rows: list[dict[str, Any]] = []
         refused: list[FailedRecord] = []
         for rec in records:
-            row, why = _to_row(rec, layout)
+            row, why = to_row(rec, layout)
             if why:
                 refused.append(FailedRecord(rec.id, why))
             else:
@@ -364,10 +385,10 @@ class MilvusStore(VectorStore):
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         layout = self._layout(name)
-        self._do(f"delete from {name!r}", "delete", name, filter=_ids_expr(layout.pk, ids))
+        self._do(f"delete from {name!r}", "delete", name, filter=ids_expr(layout.pk, ids))
 
     # --------------------------------------------------------------------------------- reads
-    def _filter(self, layout: _Layout, name: str, where: filters.Node | None) -> str:
+    def _filter(self, layout: Layout, name: str, where: filters.Node | None) -> str:
         if where is None:
             return ""
         if layout.typed is None or layout.metadata is None:
@@ -385,20 +406,20 @@ class MilvusStore(VectorStore):
             f"search {name!r}", "search", name, data=[np.asarray(vector, dtype=np.float32).tolist()],
             anns_field=layout.vector, limit=k, filter=self._filter(layout, name, where),
             output_fields=layout.output_fields(with_vectors), consistency_level="Strong",
-            search_params={"metric_type": "COSINE"},
+            search_params=self._index.search_params(layout.index_type, k),
         )
         hits = []
         for hit in result[0]:
-            rec = _to_record(hit["entity"], layout, with_vectors)
+            rec = to_record(hit["entity"], layout, with_vectors)
             # COSINE "distance" in Milvus is the cosine similarity itself: higher is better.
             hits.append(Hit(rec.id, float(hit["distance"]), rec.text, rec.metadata, rec.vector))
         return hits
 
     def fetch_records(self, name: str, ids: Sequence[str], with_vectors: bool) -> list[Record]:
         layout = self._layout(name)
-        rows = self._do(f"fetch from {name!r}", "query", name, filter=_ids_expr(layout.pk, ids),
+        rows = self._do(f"fetch from {name!r}", "query", name, filter=ids_expr(layout.pk, ids),
                         output_fields=layout.output_fields(with_vectors), consistency_level="Strong")
-        return [_to_record(row, layout, with_vectors) for row in rows]
+        return [to_record(row, layout, with_vectors) for row in rows]
 
     def scroll_page(
         self, name: str, cursor: Cursor, limit: int, where: filters.Node | None, with_vectors: bool
@@ -412,7 +433,7 @@ class MilvusStore(VectorStore):
             expr = f"{after} and {expr}" if expr else after
         rows = self._do(f"scroll {name!r}", "query", name, filter=expr, limit=limit, iterator="True",
                         output_fields=layout.output_fields(with_vectors), consistency_level="Strong")
-        page = sorted((_to_record(row, layout, with_vectors) for row in rows), key=lambda r: r.id)
+        page = sorted((to_record(row, layout, with_vectors) for row in rows), key=lambda r: r.id)
         return page, (page[-1].id if len(page) == limit else None)
 
     def count(self, name: str, where: filters.Node | None = None) -> int:
@@ -420,75 +441,3 @@ class MilvusStore(VectorStore):
         rows = self._do(f"count {name!r}", "query", name, filter=self._filter(layout, name, where),
                         output_fields=["count(*)"], consistency_level="Strong")
         return int(rows[0]["count(*)"])
-
-
-# ------------------------------------------------------------------------------ row helpers
-
-def _read_layout(name: str, fields: Sequence[Mapping[str, Any]]) -> _Layout:
-    by_name = {f["name"]: f for f in fields}
-    pk = next((f for f in fields if f.get("is_primary")), None)
-    vectors = [f for f in fields if f["type"] == DataType.FLOAT_VECTOR]
-    if pk is None or not vectors:
-        raise ConnectorError(f"Milvus collection {name!r} has no primary key or no FLOAT_VECTOR field")
-    if pk["type"] != DataType.VARCHAR:
-        raise ConnectorError(
-            f"Milvus collection {name!r} has a {pk['type'].name} primary key {pk['name']!r}; "
-            f"bge-vdb ids are strings and need a VARCHAR primary key"
-        )
-    vector = by_name["vector"] if "vector" in by_name and by_name["vector"] in vectors else vectors[0]
-
-    def named(field: str, kind: DataType) -> str | None:
-        return field if field in by_name and by_name[field]["type"] == kind else None
-
-    text = named("text", DataType.VARCHAR)
-    text_max = int(by_name[text]["params"].get("max_length", TEXT_MAX_BYTES)) if text else TEXT_MAX_BYTES
-    return _Layout(
-        pk=pk["name"], vector=vector["name"], dim=int(vector["params"]["dim"]), text=text,
-        metadata=named("metadata", DataType.JSON), typed=named("metadata_typed", DataType.JSON),
-        content_hash=named("content_hash", DataType.VARCHAR), text_max_bytes=text_max,
-    )
-
-
-def _ids_expr(pk: str, ids: Sequence[str]) -> str:
-    return f"{pk} in [{', '.join(quote(i) for i in ids)}]"
-
-
-def _to_row(rec: Record, layout: _Layout) -> tuple[dict[str, Any], str | None]:
-    """The Milvus row of a record, or the reason it cannot be stored in this collection."""
-    row: dict[str, Any] = {layout.pk: rec.id, layout.vector: np.asarray(rec.vector, dtype=np.float32).tolist()}
-    if rec.text is not None:
-        size = len(rec.text.encode())
-        if layout.text is None:
-            return row, "collection has no 'text' field to store the text in"
-        if size > layout.text_max_bytes:
-            return row, f"text is {size} bytes in UTF-8, over Milvus's VARCHAR limit of {layout.text_max_bytes}"
-    if layout.text:
-        row[layout.text] = rec.text
-    if layout.metadata:
-        row[layout.metadata] = dict(rec.metadata)
-    elif rec.metadata:
-        return row, "collection has no 'metadata' JSON field to store the metadata in"
-    if layout.typed:
-        typed = typed_leaves(rec.metadata)
-        size = len(json.dumps(typed, ensure_ascii=False).encode())
-        if size > JSON_MAX_BYTES:
-            return row, f"metadata needs {size} bytes of filter index, over Milvus's JSON limit of {JSON_MAX_BYTES}"
-        row[layout.typed] = typed
-    if layout.content_hash:
-        row[layout.content_hash] = rec.content_hash
-    elif rec.content_hash is not None:
-        return row, "collection has no 'content_hash' field"
-    return row, None
-
-
-def _to_record(row: Mapping[str, Any], layout: _Layout, with_vectors: bool) -> Record:
-    meta = row.get(layout.metadata) if layout.metadata else None
-    if isinstance(meta, str):  # some Milvus versions hand JSON back undecoded
-        meta = json.loads(meta)
-    return Record(
-        id=str(row[layout.pk]),
-        vector=np.asarray(row[layout.vector], dtype=np.float32) if with_vectors else None,
-        text=row.get(layout.text) if layout.text else None,
-        metadata=meta or {},
-        content_hash=row.get(layout.content_hash) if layout.content_hash else None,
-    )

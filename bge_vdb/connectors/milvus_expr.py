@@ -6,7 +6,9 @@ which ``not`` keeps NULL. Filters must follow :func:`bge_vdb.filters.matches` ex
 scalar leaf is also stored in a bucket of its own type, keyed by its JSON-encoded path:
 ``{"n": {'["year"]': 2024}, "s": {'["lang"]': "en"}, "b": {'["draft"]': false}}``. Every
 comparison reads one bucket behind an ``exists`` guard and is therefore never NULL; lists are in
-no bucket, since a list never equals a scalar.
+no bucket, since a list never equals a scalar. Paths holding null are listed in a fourth bucket,
+``"z"``, because Milvus 2.3 finds a JSON null with ``exists`` (Milvus Lite does not) while
+``$exists`` must not; ``$exists`` reads the user's ``metadata`` field and that bucket.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def typed_leaves(metadata: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                 out["n"][path_key(here)] = value
             elif isinstance(value, str):
                 out["s"][path_key(here)] = value
+            elif value is None:
+                out.setdefault("z", {})[path_key(here)] = True
 
     walk(metadata, ())
     return out
@@ -80,12 +84,15 @@ def to_expr(node: filters.Node, typed_field: str, meta_field: str) -> str:
     def compare(op: str, value: Any) -> str:
         bucket, lit = _literal(value, node.op)
         ref = f"{typed_field}[{quote(bucket)}][{quote(path_key(node.key))}]"
-        return f"(exists {ref} and {ref} {op} {lit})"
+        # `(exists x)` in parentheses: Milvus 2.3's parser reads `exists x and y` as `exists (x and y)`.
+        return f"((exists {ref}) and {ref} {op} {lit})"
 
     op = node.op
     if op == "exists":
         ref = meta_field + "".join(f"[{quote(part)}]" for part in node.key)
-        return f"(exists {ref})" if node.value else f"(not exists {ref})"
+        null = f"{typed_field}[{quote('z')}][{quote(path_key(node.key))}]"
+        present = f"((exists {ref}) and not (exists {null}))"
+        return present if node.value else f"not {present}"
     if op in ("eq", "ne"):
         eq = compare("==", node.value)
         return eq if op == "eq" else f"not {eq}"

@@ -41,16 +41,16 @@ def test_quote_escapes_what_the_lexer_reads(value: str) -> None:
 
 def test_equality_reads_the_bucket_of_the_value_type() -> None:
     key = quote(path_key(["a"]))
-    assert expr({"a": 1}) == f'(exists T["n"][{key}] and T["n"][{key}] == 1)'
-    assert expr({"a": True}) == f'(exists T["b"][{key}] and T["b"][{key}] == true)'
-    assert expr({"a": "x"}) == f'(exists T["s"][{key}] and T["s"][{key}] == "x")'
-    assert expr({"a": 2.5}) == f'(exists T["n"][{key}] and T["n"][{key}] == 2.5)'
+    assert expr({"a": 1}) == f'((exists T["n"][{key}]) and T["n"][{key}] == 1)'
+    assert expr({"a": True}) == f'((exists T["b"][{key}]) and T["b"][{key}] == true)'
+    assert expr({"a": "x"}) == f'((exists T["s"][{key}]) and T["s"][{key}] == "x")'
+    assert expr({"a": 2.5}) == f'((exists T["n"][{key}]) and T["n"][{key}] == 2.5)'
 
 
 def test_negations_and_membership() -> None:
     key = quote(path_key(["a"]))
-    eq1 = f'(exists T["n"][{key}] and T["n"][{key}] == 1)'
-    eqx = f'(exists T["s"][{key}] and T["s"][{key}] == "x")'
+    eq1 = f'((exists T["n"][{key}]) and T["n"][{key}] == 1)'
+    eqx = f'((exists T["s"][{key}]) and T["s"][{key}] == "x")'
     assert expr({"a": {"$ne": 1}}) == f"not {eq1}"
     assert expr({"a": {"$in": [1, "x"]}}) == f"({eq1} or {eqx})"
     assert expr({"a": {"$nin": [1, "x"]}}) == f"not ({eq1} or {eqx})"
@@ -59,11 +59,12 @@ def test_negations_and_membership() -> None:
 
 def test_ranges_exists_and_nesting() -> None:
     key = quote(path_key(["a", "b"]))
-    assert expr({"a.b": {"$gte": -1e-07}}) == f'(exists T["n"][{key}] and T["n"][{key}] >= -1e-07)'
-    assert expr({"a.b": {"$exists": True}}) == '(exists M["a"]["b"])'
-    assert expr({"a.b": {"$exists": False}}) == '(not exists M["a"]["b"])'
+    assert expr({"a.b": {"$gte": -1e-07}}) == f'((exists T["n"][{key}]) and T["n"][{key}] >= -1e-07)'
+    present = f'((exists M["a"]["b"]) and not (exists T["z"][{key}]))'
+    assert expr({"a.b": {"$exists": True}}) == present
+    assert expr({"a.b": {"$exists": False}}) == f"not {present}"
     both = expr({"$and": [{"x": 1}, {"$or": [{"y": 2}, {"z": 3}]}]})
-    assert both.startswith("((exists") and " and ((exists" in both and ") or (exists" in both
+    assert both.startswith("(((exists") and " and (((exists" in both and ") or ((exists" in both
 
 
 def test_path_keys_are_injective() -> None:
@@ -75,7 +76,8 @@ def test_path_keys_are_injective() -> None:
 def test_typed_leaves_split_by_type_and_skip_lists() -> None:
     typed = typed_leaves({"i": 1, "f": 1.0, "b": True, "s": "1", "l": [1], "n": None, "d": {"e": False}})
     assert typed == {"n": {'["i"]': 1, '["f"]': 1.0}, "s": {'["s"]': "1"},
-                     "b": {'["b"]': True, '["d","e"]': False}}
+                     "b": {'["b"]': True, '["d","e"]': False}, "z": {'["n"]': True}}
+    assert "z" not in typed_leaves({"i": 1})  # the null bucket only where there is a null
 
 
 def test_integers_beyond_64_bits_are_unsupported() -> None:

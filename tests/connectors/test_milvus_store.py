@@ -96,6 +96,8 @@ def test_credentials_in_the_url_are_refused_without_echo() -> None:
 @pytest.mark.parametrize(("url_query", "kw", "error"), [
     ("timeout=soon", {}, "timeout must be a number"),
     ("", {"timeout": 0}, "timeout must be positive"),
+    ("index_type=IVF_PQ", {}, "index_type must be one of FLAT, HNSW, AUTOINDEX"),
+    ("search_ef=-3", {}, "search_ef must be positive"),
 ])
 def test_bad_option_values_are_config_errors(tmp_path: Path, url_query: str, kw: dict[str, Any], error: str) -> None:
     with pytest.raises(ConfigError, match=error):
@@ -169,23 +171,25 @@ class _RpcError(grpc.RpcError):
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (_RpcError(grpc.StatusCode.UNAVAILABLE), TransientError),
+        (_RpcError(grpc.StatusCode.UNAVAILABLE), ServerUnreachable),
         (_RpcError(grpc.StatusCode.DEADLINE_EXCEEDED), TransientError),
         (_RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED), TransientError),
         (_RpcError(grpc.StatusCode.INVALID_ARGUMENT), ConnectorError),
-        (MilvusException(grpc.StatusCode.UNAVAILABLE, "Retry timeout"), TransientError),
-        (MilvusException(2, "Fail connecting to server"), TransientError),
+        (MilvusException(grpc.StatusCode.UNAVAILABLE, "Retry timeout"), ServerUnreachable),
+        (MilvusException(2, "Fail connecting to server"), ServerUnreachable),
         (MilvusException(8, "rate limit exceeded"), TransientError),
         (MilvusException(65535, "busy", retriable=True), TransientError),
         (MilvusException(100, "collection not found[collection=x]"), CollectionNotFound),
         (MilvusException(1100, "invalid parameter"), ConnectorError),
-        (ConnectionRefusedError(111, "Connection refused"), TransientError),
+        (ConnectionRefusedError(111, "Connection refused"), ServerUnreachable),
+        (TimeoutError("timed out"), TransientError),
     ],
 )
 def test_error_map(exc: BaseException, kind: type[Exception]) -> None:
     with pytest.raises((ConnectorError, CollectionNotFound)) as err, _map_errors("query"):
         raise exc
     assert type(err.value) is kind and "Milvus query failed" in str(err.value)
+    assert isinstance(err.value, TransientError) == (kind in (TransientError, ServerUnreachable))
 
 
 def test_text_over_the_varchar_limit_is_a_per_record_error(store: MilvusStore) -> None:
