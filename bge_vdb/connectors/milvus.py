@@ -396,7 +396,7 @@ class MilvusStore(VectorStore):
                 f"Milvus collection {name!r} was not made by bge-vdb (no 'metadata_typed' JSON "
                 f"field), so Milvus cannot evaluate filters on it with bge-vdb's semantics"
             )
-        return to_expr(where, layout.typed, layout.metadata)
+        return to_expr(where, layout.typed, layout.metadata, nul_in_paths=self.server().is_lite)
 
     def query(
         self, name: str, vector: np.ndarray, k: int, where: filters.Node | None, with_vectors: bool

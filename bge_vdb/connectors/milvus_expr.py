@@ -72,14 +72,19 @@ def _literal(value: Any, op: str) -> tuple[str, str]:
     return "s", quote(value)
 
 
-def to_expr(node: filters.Node, typed_field: str, meta_field: str) -> str:
-    """Translate a filter AST into a Milvus boolean expression with the reference semantics."""
-    if isinstance(node, filters.And):
-        return "(" + " and ".join(to_expr(c, typed_field, meta_field) for c in node.children) + ")"
-    if isinstance(node, filters.Or):
-        return "(" + " or ".join(to_expr(c, typed_field, meta_field) for c in node.children) + ")"
+def to_expr(node: filters.Node, typed_field: str, meta_field: str, *, nul_in_paths: bool = True) -> str:
+    """Translate a filter AST into a Milvus boolean expression with the reference semantics.
+
+    ``nul_in_paths=False`` for servers that cannot address a JSON key containing NUL (Milvus
+    2.3 finds nothing under it): ``$exists`` on such a key is refused rather than answered wrong.
+    Comparisons are unaffected: they address ``metadata_typed`` by the JSON-escaped path.
+    """
+    if isinstance(node, (filters.And, filters.Or)):
+        word = " and " if isinstance(node, filters.And) else " or "
+        return "(" + word.join(to_expr(c, typed_field, meta_field, nul_in_paths=nul_in_paths)
+                               for c in node.children) + ")"
     if isinstance(node, filters.Not):
-        return f"not {to_expr(node.child, typed_field, meta_field)}"
+        return f"not {to_expr(node.child, typed_field, meta_field, nul_in_paths=nul_in_paths)}"
 
     def compare(op: str, value: Any) -> str:
         bucket, lit = _literal(value, node.op)
@@ -89,6 +94,11 @@ def to_expr(node: filters.Node, typed_field: str, meta_field: str) -> str:
 
     op = node.op
     if op == "exists":
+        if not nul_in_paths and any("\x00" in part for part in node.key):
+            raise UnsupportedFilter(
+                f"this Milvus server cannot address a metadata key containing NUL, so $exists on "
+                f"{node.dotted!r} cannot be evaluated"
+            )
         ref = meta_field + "".join(f"[{quote(part)}]" for part in node.key)
         null = f"{typed_field}[{quote('z')}][{quote(path_key(node.key))}]"
         present = f"((exists {ref}) and not (exists {null}))"
