@@ -1,5 +1,6 @@
-"""Milvus through the conformance suite: a Milvus Lite file, and Milvus Lite served on a loopback
-port reached through the server URL (``milvus://127.0.0.1:PORT``)."""
+"""Milvus through the conformance suite: a Milvus Lite file, Milvus Lite served on a loopback port
+reached through the server URL (``milvus://127.0.0.1:PORT``), and the real Milvus 2.3.5 standalone
+server (tests/support/milvus_standalone.py)."""
 
 from __future__ import annotations
 
@@ -51,5 +52,9 @@ class TestMilvusLite(_MilvusHooks):
     factory = "milvus-lite"
 
 
-class TestMilvusServer(_MilvusHooks):
-    factory = "milvus-server"
+class TestMilvusLiteServed(_MilvusHooks):
+    factory = "milvus-lite-served"
+
+
+class TestMilvusStandalone(_MilvusHooks):
+    factory = "milvus-standalone"

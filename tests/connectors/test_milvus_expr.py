@@ -1,6 +1,7 @@
 """The Milvus filter translator: unit tests of the expressions, then round trips through real
-Milvus Lite with values that would break a naively built expression, checked against
-``bge_vdb.filters.matches`` (the reference semantics)."""
+Milvus Lite and the real Milvus 2.3.5 server (two different expression parsers) with values that
+would break a naively built expression, checked against ``bge_vdb.filters.matches`` (the
+reference semantics)."""
 
 from __future__ import annotations
 
@@ -103,9 +104,9 @@ META: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def col(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collection]:
-    with STORE_FACTORIES["milvus-lite"](Path(tmp_path_factory.mktemp("expr"))) as store:
+@pytest.fixture(scope="module", params=["milvus-lite", "milvus-standalone"])
+def col(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collection]:
+    with STORE_FACTORIES[request.param](Path(tmp_path_factory.mktemp("expr"))) as store:
         c = store.collection("expr", dim=4)
         vecs = np.random.default_rng(0).normal(size=(len(META), 4))
         c.upsert([Record(f"r{i:02d}", vecs[i], None, m) for i, m in enumerate(META)])

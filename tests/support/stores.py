@@ -3,7 +3,7 @@ migrate and integration tests (so every job is tested on every database the same
 
 Each factory is a context manager taking a temporary directory and yielding an EMPTY
 ``VectorStore``; it cleans up on exit. Connector owners register theirs here with ``@register``.
-Servers (Milvus Lite on a loopback port, the Weaviate and Pinecone fakes) may be started once per
+Servers (Milvus Lite on a loopback port, the Milvus standalone server, the Weaviate and Pinecone fakes) may be started once per
 process and shared; the factory then must hand out a store with no collections in it.
 """
 
@@ -44,15 +44,33 @@ def milvus_lite_store(tmp: Path) -> Iterator[VectorStore]:
         yield store
 
 
-@register("milvus-server")
+@register("milvus-lite-served")
 @contextmanager
-def milvus_server_store(tmp: Path) -> Iterator[VectorStore]:
+def milvus_lite_served_store(tmp: Path) -> Iterator[VectorStore]:
     """Milvus Lite served on a loopback port (``milvus-lite server``), shared by the process,
     reached through ``milvus://127.0.0.1:PORT``; emptied before each use."""
     from tests.support.milvus_server import milvus_server_store as served
 
     with served() as store:
         yield store
+
+
+@register("milvus-standalone")
+@contextmanager
+def milvus_standalone_store(tmp: Path) -> Iterator[VectorStore]:
+    """The real Milvus 2.3.5 standalone server (PyPI ``milvus``, tests/support/milvus_standalone.py),
+    started once per test session on loopback, reached through ``milvus://127.0.0.1:PORT``;
+    emptied before each use. Skips, saying why, where the server binary cannot run."""
+    from bge_vdb.connectors.milvus import MilvusStore
+    from tests.support.milvus_standalone import shared_server
+
+    store = MilvusStore.from_url(shared_server().url)
+    try:
+        for name in store.list_collections():
+            store.drop_collection(name)
+        yield store
+    finally:
+        store.close()
 
 
 @register("qdrant-memory")
