@@ -13,6 +13,7 @@ flushed segments).
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -115,6 +116,19 @@ def _check_lite_path(path: str, *, must_exist: bool) -> None:
     if major >= 3 and not os.path.isdir(path):
         raise ConfigError(f"{path!r} is a file, not a Milvus Lite store (milvus-lite {major} keeps "
                           f"a store in a directory of that name)")
+
+
+def _server_version(client: MilvusClient, timeout: float, lite: bool) -> str:
+    """What the server says it is. Milvus Lite 2.4 has no GetVersion: a Lite file is the
+    installed milvus-lite; a server without it (older than any we support) is "unknown"."""
+    if lite:
+        return f"milvus_lite-{importlib.metadata.version('milvus-lite')}"
+    try:
+        return str(client.get_server_version(timeout=timeout))
+    except grpc.RpcError as exc:
+        if callable(getattr(exc, "code", None)) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+            return "unknown"
+        raise
 
 
 def _scrub(message: str, secret: str | None) -> str:
@@ -239,7 +253,7 @@ class MilvusStore(VectorStore):
             with _map_errors(f"connect to {location}", token or None):
                 client = MilvusClient(uri=uri, token=token, db_name=db_name, timeout=timeout)
                 try:  # pymilvus may connect lazily (or reuse a cached channel): ask something
-                    return client, str(client.get_server_version(timeout=timeout))
+                    return client, _server_version(client, timeout, lite=uri.endswith(".db"))
                 except BaseException:
                     client.close()
                     raise
@@ -264,7 +278,8 @@ class MilvusStore(VectorStore):
     def server(self) -> ServerInfo:
         """The server's version, as far as the connector cares (asked once per store)."""
         if self._server is None:
-            info = ServerInfo.parse(str(self._do("get server version", "get_server_version")))
+            with _map_errors("get server version", self._secret):
+                info = ServerInfo.parse(_server_version(self._client, self._timeout, lite=bool(self._lite_file)))
             info.check_supported(self._location)
             self._server = info
         return self._server
@@ -396,7 +411,7 @@ class MilvusStore(VectorStore):
                 f"Milvus collection {name!r} was not made by bge-vdb (no 'metadata_typed' JSON "
                 f"field), so Milvus cannot evaluate filters on it with bge-vdb's semantics"
             )
-        return to_expr(where, layout.typed, layout.metadata, nul_in_paths=self.server().is_lite)
+        return to_expr(where, layout.typed, layout.metadata, nul_in_paths=self.server().nul_in_json_paths)
 
     def query(
         self, name: str, vector: np.ndarray, k: int, where: filters.Node | None, with_vectors: bool

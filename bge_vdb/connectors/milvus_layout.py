@@ -65,11 +65,18 @@ class ServerInfo:
 
     @property
     def nullable_fields(self) -> bool:
-        return self.is_lite or self.version is None or self.version >= NULLABLE_SINCE
+        """Milvus 2.5+ and Milvus Lite 2.5+ (Lite's versions follow the server's until 3.x)."""
+        return self.version is None or self.version >= NULLABLE_SINCE
+
+    @property
+    def nul_in_json_paths(self) -> bool:
+        """Can a JSON path in a filter name a key containing NUL? Milvus 2.3 finds nothing under
+        such a key; Milvus Lite 3.x (a Python engine) does."""
+        return self.is_lite and self.version is not None and self.version >= (3,)
 
     def check_supported(self, location: str) -> None:
         """Refuse, in plain words, a server too old for what the connector sends."""
-        if not self.is_lite and self.version is not None and self.version < MIN_SERVER:
+        if self.version is not None and self.version < MIN_SERVER:
             raise ConnectorError(
                 f"the Milvus server at {location} is version {self.reported}; bge-vdb needs Milvus "
                 f"{MIN_SERVER[0]}.{MIN_SERVER[1]} or newer (it uses upsert, count(*) queries, JSON "

@@ -75,6 +75,7 @@ def test_a_foreign_collection_without_nullable_text_gets_an_empty_string() -> No
     ("v2.4.15", (2, 4, 15), False),
     ("v2.5.4", (2, 5, 4), True),
     ("milvus_lite-3.2.2", (3, 2, 2), True),
+    ("milvus_lite-2.4.1", (2, 4, 1), False),  # the C++ Lite of Milvus 2.4: no nullable fields
     ("Zilliz Cloud Vector Database(Compatible with Milvus 2.5)", (2, 5), True),
     ("unknown build", None, True),  # says no version: taken as current
 ])
