@@ -81,13 +81,13 @@ def _map_errors(what: str, secret: str | None = None) -> Iterator[None]:
         code = exc.code() if callable(getattr(exc, "code", None)) else None
         msg = _scrub(f"Milvus {what} failed: gRPC {code}: {exc.details() if hasattr(exc, 'details') else exc}", secret)
         if code == grpc.StatusCode.UNAVAILABLE:
-            raise ServerUnreachable(msg) from None
+            raise ServerUnreachable(f"cannot reach the Milvus server: {msg}") from None
         raise (TransientError(msg) if code in _TRANSIENT_GRPC else ConnectorError(msg)) from None
     except MilvusException as exc:
         msg = _scrub(f"Milvus {what} failed: {exc.message} (code {exc.code})", secret)
         code = exc.code
         if code in (_CONNECT_FAILED, grpc.StatusCode.UNAVAILABLE):
-            raise ServerUnreachable(msg) from None
+            raise ServerUnreachable(f"cannot reach the Milvus server: {msg}") from None
         # `retriable` exists from pymilvus 3.0.1 on; older versions say it by the code alone.
         if code in _TRANSIENT_GRPC or code == _RATE_LIMIT or getattr(exc, "retriable", False):
             raise TransientError(msg) from None
@@ -95,7 +95,7 @@ def _map_errors(what: str, secret: str | None = None) -> Iterator[None]:
             raise CollectionNotFound(msg) from None
         raise ConnectorError(msg) from None
     except ConnectionError as exc:
-        raise ServerUnreachable(_scrub(f"Milvus {what} failed: {exc!r}", secret)) from None
+        raise ServerUnreachable(_scrub(f"cannot reach the Milvus server: {what} failed: {exc!r}", secret)) from None
     except TimeoutError as exc:
         raise TransientError(_scrub(f"Milvus {what} failed: {exc!r}", secret)) from None
 
@@ -174,9 +174,9 @@ class MilvusStore(VectorStore):
         *,
         location: str = "MilvusClient",
         index_type: str = "FLAT",
-        hnsw_m: int = 16,
+        hnsw_m: int = 32,
         hnsw_ef_construction: int = 200,
-        search_ef: int = 128,
+        search_ef: int = 512,
         timeout: float = 30.0,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
         _secret: str | None = None,
@@ -232,7 +232,7 @@ class MilvusStore(VectorStore):
         policy: RetryPolicy = options.pop("retry_policy", DEFAULT_POLICY)
         timeout = _number(options, "timeout", 30.0, float)
         index = {k: _number(options, k, v, int)
-                 for k, v in (("hnsw_m", 16), ("hnsw_ef_construction", 200), ("search_ef", 128))}
+                 for k, v in (("hnsw_m", 32), ("hnsw_ef_construction", 200), ("search_ef", 512))}
         index_type = str(options.pop("index_type", "FLAT"))
         if parts.netloc in ("", ".", "..") and scheme == "milvus":
             path = parts.netloc + parts.path

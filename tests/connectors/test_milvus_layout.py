@@ -101,7 +101,8 @@ def test_index_choices() -> None:
     # The search width follows the collection's own index, and is never below k.
     assert hnsw.search_params("HNSW", 10)["params"] == {"ef": 32}
     assert hnsw.search_params("HNSW", 100)["params"] == {"ef": 100}
-    assert IndexChoice().search_params("HNSW", 5)["params"] == {"ef": 128}
+    assert IndexChoice().search_params("HNSW", 5)["params"] == {"ef": 512}
+    assert IndexChoice("HNSW").build_params() == {"M": 32, "efConstruction": 200}
     assert "params" not in hnsw.search_params("AUTOINDEX", 5)
     with pytest.raises(ConfigError, match="IVF_PQ"):
         IndexChoice("IVF_PQ")

@@ -195,7 +195,8 @@ _HAS_RETRIABLE = "retriable" in inspect.signature(MilvusException).parameters
 def test_error_map(exc: BaseException, kind: type[Exception]) -> None:
     with pytest.raises((ConnectorError, CollectionNotFound)) as err, _map_errors("query"):
         raise exc
-    assert type(err.value) is kind and "Milvus query failed" in str(err.value)
+    assert type(err.value) is kind and "query failed" in str(err.value)
+    assert ("cannot reach the Milvus server" in str(err.value)) == (kind is ServerUnreachable)
     assert isinstance(err.value, TransientError) == (kind in (TransientError, ServerUnreachable))
 
 
