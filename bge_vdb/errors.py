@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class BgeVdbError(Exception):
@@ -149,3 +150,34 @@ def permanent_connection_failure(exc: BaseException) -> str | None:
             return f"unsupported protocol: {current}"
         current = current.__cause__ or current.__context__
     return None
+
+
+class JobInterrupted(BgeVdbError):
+    """A job (``sync_corpus``, ``migrate``) stopped mid-run by an error from outside the store:
+    the source iterator, the embedder, a progress callback.
+
+    What was written before it stays written (and a re-run resumes from there). ``report`` is the
+    job's partial report (a ``SyncReport`` or ``MigrationReport``, with ``aborted``/``stopped``
+    saying where it stopped); the original error is ``__cause__``.
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class SyncInterrupted(JobInterrupted):
+    """``sync_corpus`` (or ``sync_dataset``) stopped by an error; see :class:`JobInterrupted`."""
+
+
+class MigrationInterrupted(JobInterrupted):
+    """``migrate`` stopped by an error; see :class:`JobInterrupted`."""
+
+
+class JobCancelled(KeyboardInterrupt):
+    """Ctrl-C during a job: still a ``KeyboardInterrupt`` (so it stops a program as one does),
+    re-raised with the job's partial ``report`` attached; the original is ``__cause__``."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__("interrupted")
+        self.report = report
