@@ -467,25 +467,49 @@ class Collection:
             result.failed.extend(too_big(oversize))
             if not batch:
                 continue
-            try:
-                refused = self._call(store.upsert_records, self.name, batch)
-            except TransientError as exc:
+            unresolved, exc = self._upsert_isolating(batch, result)
+            if exc is not None:
                 # Still failing after every retry: the server is down or overloaded. Do not burn
                 # another full retry budget per remaining batch; report them all as not written.
                 reason = f"transient error after retries: {exc}"
-                result.failed.extend(FailedRecord(r.id, reason, transient=True) for r in batch)
+                result.failed.extend(FailedRecord(r.id, reason, transient=True) for r in unresolved)
                 for rest, rest_oversize in batches[b + 1 :]:
                     result.failed.extend(
                         FailedRecord(r.id, f"not attempted: {reason}", transient=True) for r in rest
                     )
                     result.failed.extend(too_big(rest_oversize))
                 return result
-            except ConnectorError as exc:
-                result.failed.extend(FailedRecord(r.id, str(exc)) for r in batch)
-                continue
-            result.written += len(batch) - len(refused)
-            result.failed.extend(refused)
         return result
+
+    def _upsert_isolating(
+        self, batch: list[Record], result: UpsertResult
+    ) -> tuple[list[Record], TransientError | None]:
+        """Upsert one batch. When the database refuses the whole request (a permanent error),
+        bisect it so that only the records it refuses fail: about 2 log2(n) calls per refused
+        record, at most 8 log2(n) extra calls per batch (then the rest is reported refused).
+
+        Returns the records not resolved when a transient error outlived its retries (the
+        caller stops there). Upserts are idempotent, so re-sending a half is harmless.
+        """
+        todo, budget = [batch], 8 * len(batch).bit_length()
+        while todo:
+            part = todo.pop()
+            try:
+                refused = self._call(self.store.upsert_records, self.name, part)
+            except TransientError as exc:
+                return [r for p in (part, *todo) for r in p], exc
+            except ConnectorError as exc:
+                if len(part) > 1 and budget >= 2:
+                    budget -= 2
+                    mid = len(part) // 2
+                    todo += [part[mid:], part[:mid]]  # first half first
+                    continue
+                note = "" if len(part) == 1 else " (not bisected further: too many refusals in this batch)"
+                result.failed.extend(FailedRecord(r.id, f"{exc}{note}") for r in part)
+                continue
+            result.written += len(part) - len(refused)
+            result.failed.extend(refused)
+        return [], None
 
     def delete(self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None) -> int | None:
         """Delete by ids and/or by filter. Returns the number deleted by filter when known."""

@@ -64,12 +64,15 @@ def test_transient_batch_is_retried_and_lands_once() -> None:
 
 
 def test_permanent_batch_failure_names_its_ids_and_the_rest_is_written() -> None:
-    store = ScriptedStore([None, ConnectorError("400 bad request"), None])
+    # The refused batch is bisected (issue 13, defect 6); here both halves are refused too.
+    refused = ConnectorError("400 bad request")
+    store = ScriptedStore([None, refused, refused, refused, None])
     store.max_batch_count = 2  # type: ignore[misc]
     col = store.collection("c", dim=4)
     with pytest.raises(WriteError) as err:
         col.upsert(recs(6))
     assert [f.id for f in err.value.failed] == ["r2", "r3"] and err.value.written == 4
+    assert store.batches == [["r0", "r1"], ["r2", "r3"], ["r2"], ["r3"], ["r4", "r5"]]
     assert "400 bad request" in err.value.failed[0].reason and store.waits == []
     assert sorted(r.id for p in col.scroll() for r in p) == ["r0", "r1", "r4", "r5"]
 
