@@ -23,7 +23,15 @@ from typing import Any
 
 from .cli_args import add_precision, filter_arg, positive_int, print_json, progress_bar
 from .cli_models import ADDERS as MODEL_COMMANDS
-from .errors import BgeVdbError, CollectionError, ConfigError, InputError, ModelError
+from .errors import (
+    BgeVdbError,
+    CollectionError,
+    ConfigError,
+    InputError,
+    JobCancelled,
+    JobInterrupted,
+    ModelError,
+)
 
 #: Errors of configuration, not of the job: exit status 2 (the parser's own status for bad usage).
 CONFIG_ERRORS = (ConfigError, InputError, ModelError, CollectionError)
@@ -99,9 +107,14 @@ def _add_sync(sub: Any) -> None:
         embedder = _open_embedder(args.model, args.backend, args.precision)
         with (_sync_target(args.to, args.collection, embedder, args.dry_run) as col,
               progress_bar(total=count_source(args.source), unit="doc", desc="sync", disable=None) as bar):
-            report = sync_corpus(col, docs, mirror=args.mirror, scope=scope, dry_run=args.dry_run,
-                                 batch_size=args.batch_size, on_long=args.on_long,
-                                 progress=lambda n: bar.update(n - bar.n))
+            try:
+                report = sync_corpus(col, docs, mirror=args.mirror, scope=scope, dry_run=args.dry_run,
+                                     batch_size=args.batch_size, on_long=args.on_long,
+                                     progress=lambda n: bar.update(n - bar.n))
+            except (JobInterrupted, JobCancelled) as exc:
+                bar.close()
+                _finish_sync(exc.report, args.json)
+                return _interrupted("sync", exc)
         return _finish_sync(report, args.json)
 
     p.set_defaults(func=run)
@@ -130,6 +143,16 @@ def _sync_target(url: str, name: str, embedder: Any, dry_run: bool) -> Iterator[
         except CollectionNotFound:
             col = MemoryStore().collection(name, embedder=embedder)
         yield col
+
+
+def _interrupted(job: str, exc: BaseException) -> int:
+    """After an interrupted sync or migrate printed its partial report: say why, and exit
+    non-zero (130 for Ctrl-C, as a shell does; 1 for an error)."""
+    cause = exc.__cause__
+    why = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"{type(cause).__name__}: {cause}"
+    print(f"bge-vdb: {job} stopped: {why}. What was written stays; run the same command again "
+          f"to resume.", file=sys.stderr)
+    return 130 if isinstance(exc, KeyboardInterrupt) else 1
 
 
 def _finish_sync(report: Any, as_json: bool) -> int:
@@ -296,9 +319,17 @@ def _add_migrate(sub: Any) -> None:
 
             with progress_bar(total=src.count(), unit="rec", desc="migrate",
                                disable=args.json or None) as bar:
-                report = migrate(src, (dst_store, args.dst_collection), batch_size=args.batch_size,
-                                 reembed=reembed, resume=not args.no_resume,
-                                 verify=not args.no_verify, progress=on_page)
+                try:
+                    report = migrate(src, (dst_store, args.dst_collection), batch_size=args.batch_size,
+                                     reembed=reembed, resume=not args.no_resume,
+                                     verify=not args.no_verify, progress=on_page)
+                except (JobInterrupted, JobCancelled) as exc:
+                    bar.close()
+                    if args.json:
+                        print_json(exc.report.to_dict())
+                    else:
+                        _print_migration(exc.report)
+                    return _interrupted("migrate", exc)
         finally:
             src_store.close()
             if dst_store is not src_store:

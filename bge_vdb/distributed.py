@@ -2,11 +2,13 @@
 
 A ``ray.data.Dataset`` of rows (``id``, ``text``, ``metadata``) is cut into batches; each batch goes
 to one of ``num_workers`` actors (``Dataset.map_batches(_SyncWorker, concurrency=...)``) that loaded
-the embedder once and opened its own store connection. An actor syncs a batch with sync's own
-per-batch machinery (``_Syncer``: one ``fetch`` of stored hashes, embed only what changed, the
-crash-safe write order of split documents; ``_run``: validation and the embed/write pipeline), so
-every guarantee of ``sync_corpus`` holds per batch: deterministic ids, upserts, retries in the
-connector, failed records listed and never marked synced.
+the embedder once and opened its own store connection. An actor syncs a batch with
+:func:`sync_rows`, which runs sync's own :class:`~bge_vdb.sync.SyncSession` (one ``fetch`` of
+stored hashes, embed only what changed, the crash-safe write order of split documents, validation
+and the embed/write pipeline), so every guarantee of ``sync_corpus`` holds per batch:
+deterministic ids, upserts, retries in the connector, failed records listed and never marked
+synced. The model-based tests (tests/model_based) drive :func:`sync_rows` and :class:`Driver`
+without Ray, so this path is covered by the same proofs as ``sync_corpus``.
 
 What crosses workers is done once, on the driver, from what the actors return per batch (their
 report and the ids they saw with each one's chunk count):
@@ -14,7 +16,7 @@ report and the ids they saw with each one's chunk count):
 * the counts and failures are summed into one :class:`~bge_vdb.sync.SyncReport`;
 * duplicate ids across workers are found there (an actor only sees its own batches) and reported;
 * mirror mode streams every seen id into sync's SQLite seen-set and runs sync's own deletion pass
-  after all workers succeeded. A run stamp written with each record was rejected for the same
+  (``SyncSession.mirror``) after all workers succeeded. A run stamp written with each record was rejected for the same
   reason as in ``sync_corpus``: it would rewrite every unchanged record on every run;
 * the collection is created before any worker starts (workers open it, never create it), and the
   model fingerprint is stored at the end of a clean run.
@@ -34,15 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DimensionMismatch, FailedRecord, MissingExtra
 from .readers import _row_to_doc
-from .store import connect, describe_fingerprint
-from .sync import ON_LONG, SyncReport, _mirror, _run, _SeenSet, _Syncer
+from .store import Collection, connect, describe_fingerprint
+from .sync import SyncReport, SyncSession, check_options
 from .types import fingerprint_digest
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import ray.data
 
-#: Report fields summed over batches (the rest is merged by hand in :class:`_Merger`).
+#: Report fields summed over batches (the rest is merged by hand in :meth:`Driver.add`).
 _SUMMED = ("added", "updated", "unchanged", "truncated", "embedded", "documents", "written", "split",
            "tokens", "stale_deleted")
 ROW_FORMATS = ("rows", "jsonl")
@@ -79,10 +81,10 @@ class EmbedderSpec:
 
 @dataclass(frozen=True)
 class _WorkerConfig:
-    store_url: str
-    store_options: Mapping[str, Any]
+    store_url: str = field(repr=False)  # may carry a token (?token=...)
+    store_options: Mapping[str, Any] = field(repr=False)  # may hold an API key
     collection: str
-    embedder: EmbedderSpec
+    embedder: EmbedderSpec = field(repr=False)  # its options may hold a key of a remote embedder
     on_long: str
     window: int | None
     overlap: int
@@ -92,24 +94,11 @@ class _WorkerConfig:
     text_field: str
     metadata_field: str | None
 
-
-class _BatchSeen(_SeenSet):
-    """Sync's seen-set for one batch, remembering each id's chunk count for the driver."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunks: dict[str, int] = {}
-
-    def add(self, doc_id: str) -> bool:
-        fresh = super().add(doc_id)
-        if fresh:
-            self.chunks[doc_id] = -1  # sync's "seen, shape not known yet"
-        return fresh
-
-    def set_chunks(self, pairs: Any) -> None:
-        super().set_chunks(pairs)
-        for n, doc_id in pairs:
-            self.chunks[doc_id] = n
+    def __repr__(self) -> str:  # Ray logs actor arguments: no URL query, option or model option
+        scheme = self.store_url.partition("://")[0]
+        return (f"_WorkerConfig(store={scheme}://..., collection={self.collection!r}, "
+                f"on_long={self.on_long!r}, window={self.window!r}, overlap={self.overlap}, "
+                f"dry_run={self.dry_run}, row_format={self.row_format!r})")
 
 
 def _json_line_to_doc(line: str, where: str, cfg: _WorkerConfig) -> Any:
@@ -121,6 +110,40 @@ def _json_line_to_doc(line: str, where: str, cfg: _WorkerConfig) -> Any:
     if isinstance(row, dict):
         return _row_to_doc(row, where, cfg.id_field, cfg.text_field, cfg.metadata_field or "metadata")
     return FailedRecord(where, f"{where}: expected a JSON object, got {type(row).__name__}")
+
+
+def _items(rows: list[dict[str, Any]], cfg: _WorkerConfig, tag: str) -> list[Any]:
+    # Ray keeps no global row order (nor JSONL line numbers): a row is named by its batch.
+    if cfg.row_format == "jsonl":
+        return [_json_line_to_doc(r["text"], f"{r.get('path') or 'jsonl'} (row {i} of {tag})", cfg)
+                for i, r in enumerate(rows) if isinstance(r.get("text"), str) and r["text"].strip()]
+    # As open_source does: the metadata column when a row has one, else every other column.
+    meta_field = cfg.metadata_field or "metadata"
+    return [_row_to_doc(r, f"row {i} of {tag}", cfg.id_field, cfg.text_field, meta_field)
+            for i, r in enumerate(rows)]
+
+
+@dataclass
+class BatchResult:
+    """What one batch sent back to the driver: its report and each seen id's shape."""
+
+    report: SyncReport
+    shapes: list[tuple[str, int]]
+
+
+def sync_rows(col: Collection, embedder: Any, rows: list[dict[str, Any]], cfg: _WorkerConfig,
+              tag: str = "batch") -> BatchResult:
+    """Sync one batch of dataset rows into ``col``: what a worker actor does per call.
+
+    A ``SyncInterrupted`` (the embedder failed mid-batch) propagates, so Ray retries the batch;
+    what landed before it is reused by the retry.
+    """
+    items = _items(rows, cfg, tag)
+    report = SyncReport(dry_run=cfg.dry_run)
+    with SyncSession(col, embedder, on_long=cfg.on_long, window=cfg.window, overlap=cfg.overlap,
+                     dry_run=cfg.dry_run, report=report, step_texts=max(len(items), 1)) as session:
+        session.run(items, batch_size=max(len(items), 1))
+        return BatchResult(report, session.seen.shapes())
 
 
 class _SyncWorker:
@@ -137,37 +160,16 @@ class _SyncWorker:
                                          check_fingerprint=False)
         self.batches = 0
 
-    def _items(self, rows: list[dict[str, Any]]) -> list[Any]:
-        cfg = self.cfg
-        # Ray keeps no global row order (nor JSONL line numbers): a row is named by its batch.
-        tag = f"worker {os.getpid()} batch {self.batches}"
-        if cfg.row_format == "jsonl":
-            return [_json_line_to_doc(r["text"], f"{r.get('path') or 'jsonl'} (row {i} of {tag})", cfg)
-                    for i, r in enumerate(rows) if isinstance(r.get("text"), str) and r["text"].strip()]
-        # As open_source does: the metadata column when a row has one, else every other column.
-        meta_field = cfg.metadata_field or "metadata"
-        return [_row_to_doc(r, f"row {i} of {tag}", cfg.id_field, cfg.text_field, meta_field)
-                for i, r in enumerate(rows)]
-
     def __call__(self, batch: pa.Table) -> pa.Table:
         import pyarrow as pa
 
         self.batches += 1
-        items = self._items(batch.to_pylist())
-        report = SyncReport(dry_run=self.cfg.dry_run)
-        syncer = _Syncer(self.col, self.embedder, on_long=self.cfg.on_long, window=self.cfg.window,
-                         overlap=self.cfg.overlap, dry_run=self.cfg.dry_run, report=report)
-        seen = _BatchSeen()
-        syncer.seen = seen
-        try:
-            _run(syncer, items, max(len(items), 1), None, ("id", "text", "metadata"))
-        finally:
-            seen.close()
-        payload = report.to_dict()
+        result = sync_rows(self.col, self.embedder, batch.to_pylist(), self.cfg,
+                           f"worker {os.getpid()} batch {self.batches}")
         return pa.table({
-            "report": pa.array([json.dumps(payload, ensure_ascii=False)], pa.string()),
-            "ids": pa.array([list(seen.chunks)], pa.list_(pa.string())),
-            "chunks": pa.array([list(seen.chunks.values())], pa.list_(pa.int64())),
+            "report": pa.array([json.dumps(result.report.to_dict(), ensure_ascii=False)], pa.string()),
+            "ids": pa.array([[i for i, _ in result.shapes]], pa.list_(pa.string())),
+            "chunks": pa.array([[n for _, n in result.shapes]], pa.list_(pa.int64())),
         })
 
     def __del__(self) -> None:
@@ -176,12 +178,18 @@ class _SyncWorker:
             store.close()
 
 
-class _Merger:
-    """Sums batch reports into one and feeds every seen id to a driver-side seen-set."""
+class Driver:
+    """The driver's side of a distributed sync: sums batch reports into one, finds duplicate
+    ids across batches, then (after every batch succeeded) runs mirror deletion and stores the
+    model fingerprint, through one :class:`~bge_vdb.sync.SyncSession` over the collection."""
 
-    def __init__(self, report: SyncReport, seen: _SeenSet) -> None:
+    def __init__(self, col: Collection, embedder: Any, report: SyncReport, *, on_long: str,
+                 window: int | None, overlap: int, dry_run: bool) -> None:
+        self.col = col
+        self.embedder = embedder
         self.report = report
-        self.seen = seen
+        self.session = SyncSession(col, embedder, on_long=on_long, window=window, overlap=overlap,
+                                   dry_run=dry_run, report=report)
 
     def add(self, payload: dict[str, Any], ids: list[str], chunks: list[int]) -> None:
         rep = self.report
@@ -193,14 +201,27 @@ class _Merger:
         if payload["aborted"]:
             rep.aborted = "; ".join(x for x in (rep.aborted, payload["aborted"]) if x)
         pairs = []
+        seen = self.session.seen
         for doc_id, n in zip(ids, chunks, strict=True):
-            if self.seen.add(doc_id):
+            if seen.add(doc_id):
                 pairs.append((n, doc_id))
             else:  # both workers wrote it: which version is stored is not defined
                 rep.failed.append(FailedRecord(doc_id, (
                     f"duplicate id {doc_id!r} in this run, synced in two batches; the stored "
                     f"version is whichever write landed last: make ids unique and re-run")))
-        self.seen.set_chunks(pairs)
+        seen.set_shapes(pairs)
+
+    def add_result(self, result: BatchResult) -> None:
+        self.add(result.report.to_dict(), [i for i, _ in result.shapes], [n for _, n in result.shapes])
+
+    def finish(self, *, mirror: bool, scope: Mapping[str, Any] | None, same_model: bool) -> None:
+        if mirror:
+            self.session.mirror(scope)
+        if not self.report.dry_run and self.report.ok and not same_model:
+            self.col.set_fingerprint(self.embedder.fingerprint)
+
+    def close(self) -> None:
+        self.session.close()
 
 
 def sync_dataset(
@@ -251,13 +272,11 @@ def sync_dataset(
     """
     ray = _import_ray()
     _check_shared_store(store_url)
-    if on_long not in ON_LONG:
-        raise ConfigError(f"on_long must be one of {ON_LONG}, got {on_long!r}")
+    check_options(on_long, batch_size)
     if row_format not in ROW_FORMATS:
         raise ConfigError(f"row_format must be one of {ROW_FORMATS}, got {row_format!r}")
-    for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ConfigError(f"num_workers must be a positive int, got {num_workers!r}")
     if not isinstance(dataset, ray.data.Dataset):
         raise ConfigError(f"sync_dataset takes a ray.data.Dataset, got {type(dataset).__name__}")
     options = dict(embedder_options or {})
@@ -288,18 +307,12 @@ def sync_dataset(
             compute=ray.data.ActorPoolStrategy(size=num_workers),
             batch_size=batch_size, batch_format="pyarrow", num_cpus=num_cpus, num_gpus=num_gpus,
             **dict(ray_remote_args or {}))
-        seen = _SeenSet()
+        driver = Driver(col, emb, report, on_long=on_long, window=window, overlap=overlap, dry_run=dry_run)
         try:
-            _merge(out, _Merger(report, seen), progress)
-            if mirror:
-                driver = _Syncer(col, emb, on_long=on_long, window=window, overlap=overlap,
-                                 dry_run=dry_run, report=report)
-                driver.seen = seen
-                _mirror(driver, scope_filter)
-            if not dry_run and report.ok and not same_model:
-                col.set_fingerprint(emb.fingerprint)
+            _merge(out, driver, progress)
+            driver.finish(mirror=mirror, scope=scope_filter, same_model=same_model)
         finally:
-            seen.close()
+            driver.close()
             report.seconds = time.perf_counter() - started
     return report
 
@@ -320,13 +333,13 @@ def _check_shared_store(store_url: str) -> None:
         )
 
 
-def _merge(out: ray.data.Dataset, merger: _Merger, progress: Callable[[int], None] | None) -> None:
+def _merge(out: ray.data.Dataset, driver: Driver, progress: Callable[[int], None] | None) -> None:
     for batch in out.iter_batches(batch_format="pyarrow", batch_size=None):
         table: pa.Table = batch
         for row in table.to_pylist():
-            merger.add(json.loads(row["report"]), row["ids"], row["chunks"])
+            driver.add(json.loads(row["report"]), row["ids"], row["chunks"])
         if progress is not None:
-            progress(merger.report.documents)
+            progress(driver.report.documents)
 
 
 

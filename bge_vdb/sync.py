@@ -3,29 +3,32 @@
 Built only on the public :class:`~bge_vdb.store.Collection` API, so it behaves the same on every
 connector. How it stays incremental and crash-safe:
 
-* Every record carries ``content_hash = "<model digest>:<shape tag>:<content digest>"``. The model
-  digest is :func:`~bge_vdb.types.fingerprint_digest` of the embedder, so a model change is told
-  apart from a content change; the shape tag says how the document was stored (``w`` whole, ``t``
-  whole but truncated, ``s<window>,<overlap>`` split, ``c`` a non-first chunk).
-* Per batch, ONE ``fetch`` (no vectors) of ``[id, id#0]`` for every document decides unchanged /
-  changed / new before anything is tokenized or embedded. Unchanged documents are neither embedded
-  nor written.
-* A split document is stored as ``id#0 .. id#n-1`` with ``parent_id`` in the metadata; ``id#0`` is
-  the *marker*: it carries ``chunk_count`` and the whole document's hash and is written last,
-  after every other chunk landed and the surplus chunks of an older, longer version were deleted.
-  So a marker with a matching hash proves the whole document is stored, whatever point a previous
-  run was killed at; chunks already written with a matching hash are not embedded again.
-* Ids are deterministic, writes are upserts: re-running after a crash never duplicates.
-* A failed record is simply not in the store with its new hash, so the next run picks it up.
+* Every record carries a content hash (:mod:`bge_vdb.sync_hash`): the model's digest, the
+  record's shape and a digest of what was embedded, so a model change is told apart from a
+  content change. One ``fetch`` per batch of ``[id, id#0]`` decides unchanged / changed / new
+  before anything is tokenized or embedded; unchanged documents are neither embedded nor written.
+* A split document is ``id#0 .. id#n-1`` (``parent_id`` in the metadata). Its ``#0`` marker goes
+  *pending* before any chunk changes and *complete* (with a manifest of its chunks) after they
+  all landed; a complete marker is trusted only when the stored chunks match its manifest. The
+  order and its invariant are in :mod:`bge_vdb.sync_batch`.
+* Ids are deterministic, writes are upserts: re-running after a crash never duplicates, and
+  chunks already written are reused, not embedded again. A failed record is not in the store with
+  its new hash, so the next run picks it up.
+* Work is bounded per step: ``batch_size`` documents per fetch and at most ``batch_size`` texts
+  (documents or chunks) per embed/write step, so a batch of long documents reaches the store in
+  steps and an interruption keeps what was written.
+* An error from the source or the embedder mid-run raises :class:`~bge_vdb.errors.SyncInterrupted`
+  (Ctrl-C: :class:`~bge_vdb.errors.JobCancelled`) carrying the partial report.
 * Ids seen in this run live in a SQLite file in a temporary directory (bounded memory for any
   corpus size); it serves duplicate detection and mirror mode. A "run stamp" in the metadata was
   rejected: it would force rewriting every unchanged record.
+
+:class:`SyncSession` is the one internal interface to this machinery: ``sync_corpus`` runs one,
+and ``sync_dataset`` (:mod:`bge_vdb.distributed`) runs one per Ray batch and one for the mirror.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import queue
 import sqlite3
@@ -33,19 +36,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError, ConnectorError, DimensionMismatch, FailedRecord, InputError
-from .store import (
-    MAX_ID_BYTES,
-    Collection,
-    check_id,
-    check_metadata,
-    check_text,
-    check_vector,
-    describe_fingerprint,
+from .errors import (
+    ConfigError,
+    ConnectorError,
+    DimensionMismatch,
+    FailedRecord,
+    InputError,
+    JobCancelled,
+    SyncInterrupted,
 )
+from .store import Collection, describe_fingerprint
+from .sync_batch import ON_LONG, BatchSyncer, Step, item_id
+from .sync_hash import ContentHash, chunk_id
 from .sync_report import (  # noqa: F401  (re-exported: the public names live on bge_vdb.sync)
     CHUNK_KEY,
     COUNT_KEY,
@@ -55,45 +59,15 @@ from .sync_report import (  # noqa: F401  (re-exported: the public names live on
     SyncReport,
     group_hits,
 )
-from .types import Document, Record, UpsertResult, fingerprint_digest
+from .types import Document, Record, fingerprint_digest
 
-ON_LONG = ("truncate", "split", "error")
-_QUEUE_DEPTH = 2  # batches embedded ahead of the writer: bounds memory, keeps both busy
-
-
-# ------------------------------------------------------------------------------- hashing
-
-def _digest(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+_QUEUE_DEPTH = 2  # steps embedded ahead of the writer: bounds memory, keeps both busy
+Fields = tuple[str, str, str]
 
 
-def _parse_hash(value: str | None) -> tuple[str, str, str] | None:
-    parts = (value or "").split(":", 2)
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
-
-
-def _chunk_id(doc_id: str, i: int) -> str:
-    return f"{doc_id}#{i}"
-
-
-# ------------------------------------------------------------------------------ planning
-
-@dataclass
-class _Plan:
-    """What to do with one document; executed by the writer thread."""
-
-    id: str
-    status: str  # "added" | "updated" | "cleanup"
-    records: list[Record] = field(default_factory=list)  # whole record or chunks 1..n-1
-    marker: Record | None = None  # chunk 0 of a split document, written last
-    delete_first: list[str] = field(default_factory=list)  # before the marker
-    delete_last: list[str] = field(default_factory=list)  # after everything else landed
-    reason: str | None = None
-
-
-class _SeenSet:
-    """Ids of this run in a SQLite file: duplicate detection and mirror mode in bounded memory."""
+class SeenSet:
+    """Ids of this run and their shape (0 whole, n chunks, -1 failed or not known), in a SQLite
+    file: duplicate detection and mirror mode in bounded memory."""
 
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="bge-vdb-sync-")
@@ -101,7 +75,7 @@ class _SeenSet:
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY, n INTEGER)")
-        self.db.execute("CREATE TABLE doomed (id TEXT PRIMARY KEY)")
+        self.db.execute("CREATE TABLE doomed (id TEXT PRIMARY KEY, last INTEGER)")
 
     def add(self, doc_id: str) -> bool:
         """False when the id was already seen in this run."""
@@ -111,13 +85,17 @@ class _SeenSet:
             return False
         return True
 
-    def set_chunks(self, pairs: Sequence[tuple[int, str]]) -> None:
+    def set_shapes(self, pairs: Sequence[tuple[int, str]]) -> None:
+        """Record ``(n, id)`` pairs: 0 whole, n chunks, -1 failed."""
         self.db.executemany("UPDATE seen SET n = ? WHERE id = ?", pairs)
+
+    def shapes(self) -> list[tuple[str, int]]:
+        return [(i, n) for i, n in self.db.execute("SELECT id, n FROM seen ORDER BY rowid")]
 
     def keeps(self, rec: Record) -> bool:
         """Whether a stored record belongs to a document of this run, in its current shape."""
         parent, idx = rec.metadata.get(PARENT_KEY), rec.metadata.get(CHUNK_KEY)
-        if isinstance(parent, str) and isinstance(idx, int) and rec.id == _chunk_id(parent, idx):
+        if isinstance(parent, str) and isinstance(idx, int) and rec.id == chunk_id(parent, idx):
             row = self.db.execute("SELECT n FROM seen WHERE id = ?", (parent,)).fetchone()
             if row is not None and row[0] > idx:
                 return True
@@ -129,265 +107,185 @@ class _SeenSet:
         self._dir.cleanup()
 
 
-class _Syncer:
-    def __init__(self, col: Collection, embedder: Any, *, on_long: str, window: int | None,
-                 overlap: int, dry_run: bool, report: SyncReport) -> None:
-        self.col = col
-        self.emb = embedder
-        self.on_long = on_long
-        self.window = window
-        self.overlap = overlap
+class SyncSession:
+    """One sync run's machinery over a collection: validation, duplicate detection, the
+    plan/embed/write pipeline, mirror deletion. ``sync_corpus`` and ``sync_dataset`` use it."""
+
+    def __init__(self, collection: Collection, embedder: Any, *, on_long: str = "truncate",
+                 window: int | None = None, overlap: int = 32, dry_run: bool = False,
+                 report: SyncReport | None = None, step_texts: int = 256,
+                 seen: SeenSet | None = None) -> None:
+        self.report = report if report is not None else SyncReport(dry_run=dry_run)
+        self.core = BatchSyncer(collection, embedder, on_long=on_long, window=window, overlap=overlap,
+                                dry_run=dry_run, report=self.report, step_texts=step_texts)
+        self.seen = seen if seen is not None else SeenSet()
+        self.col = collection
         self.dry_run = dry_run
-        self.report = report
-        self.fpd = fingerprint_digest(embedder.fingerprint) or "nofp"
-        self.split_tag = f"s{window if window is not None else '-'},{overlap}"
-        self.ok_tags = {"truncate": {"w", "t"}, "split": {"w", self.split_tag}, "error": {"w"}}[on_long]
-        self.store_lock = threading.Lock()  # connectors need not be thread-safe
-        self.report_lock = threading.Lock()
-        self.max_meta = col.store.max_metadata_bytes
 
-    # ---- input
-    def validate(self, item: Any, pos: int, id_f: str, text_f: str, meta_f: str) -> Document:
-        if isinstance(item, FailedRecord):  # a reader could not parse this row
-            raise InputError(item.reason)
-        raw_id: Any
-        text: Any
-        meta: Any
-        if isinstance(item, Document):
-            raw_id, text, meta = item.id, item.text, item.metadata
-        elif isinstance(item, Mapping):
-            raw_id, text, meta = item.get(id_f), item.get(text_f), item.get(meta_f)
-        else:
-            raise InputError(f"document {pos}: expected a Document or a dict, got {type(item).__name__}")
-        where = f"document {pos} (id {raw_id!r})" if isinstance(raw_id, str) and raw_id else f"document {pos}"
-        doc_id = check_id(raw_id, where)
-        if len(doc_id.encode()) > MAX_ID_BYTES - 12:
-            raise InputError(f"{where}: id is too long to take a chunk suffix (max {MAX_ID_BYTES - 12} bytes)")
-        text = check_text(text, where)
-        metadata = check_metadata(meta, where, self.max_meta)
-        return Document(doc_id, text, metadata)
+    def close(self) -> None:
+        self.seen.close()
 
-    def _hash(self, tag: str, *content: Any) -> str:
-        return f"{self.fpd}:{tag}:{_digest(*content)}"
+    def __enter__(self) -> SyncSession:
+        return self
 
-    def _matches(self, rec: Record | None, digest: str, tags: set[str]) -> bool:
-        parsed = _parse_hash(rec.content_hash) if rec is not None else None
-        return parsed is not None and parsed[0] == self.fpd and parsed[1] in tags and parsed[2] == digest
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-    # ---- one batch
-    def plan_batch(self, docs: list[Document]) -> list[_Plan]:
-        """Classify a batch (one fetch) and embed what changed; returns the writer's work."""
+    # ------------------------------------------------------------------------ the pipeline
+    def run(self, items: Iterable[Any], *, batch_size: int, progress: Callable[[int], None] | None = None,
+            fields: Fields = ("id", "text", "metadata")) -> None:
+        """Sync ``items``: this thread reads, plans and embeds; one writer thread writes.
+
+        An exception from the source, the embedder or ``progress`` stops the run: what was
+        embedded is still written, then :class:`SyncInterrupted` (``JobCancelled`` for Ctrl-C)
+        is raised with the report, the original error as ``__cause__``.
+        """
+        jobs: queue.Queue[Step | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        writer_error: list[BaseException] = []
+
+        def writer() -> None:
+            while True:
+                step = jobs.get()
+                if step is None:
+                    return
+                if writer_error:
+                    continue  # drain so the producer never blocks
+                try:
+                    self.core.execute(step)
+                except BaseException as exc:  # re-raised on the calling thread
+                    writer_error.append(exc)
+
+        thread = threading.Thread(target=writer, name="bge-vdb-sync-writer", daemon=True)
+        thread.start()
+        failure: BaseException | None = None
+        try:
+            self._produce(items, batch_size, progress, fields, jobs, writer_error)
+        except BaseException as exc:
+            failure = exc
+        finally:
+            jobs.put(None)
+            thread.join()
+        if failure is None and writer_error:
+            failure = writer_error[0]
+        if failure is not None:
+            self._raise(failure)
+
+    def _produce(self, items: Iterable[Any], batch_size: int, progress: Callable[[int], None] | None,
+                 fields: Fields, jobs: queue.Queue[Step | None], writer_error: list[BaseException]) -> None:
+        rep, core = self.report, self.core
+        pos = 0
+        for raw in _batches(items, batch_size):
+            if writer_error:
+                return
+            batch: list[Document] = []
+            for item in raw:
+                try:
+                    doc = core.validate(item, pos, *fields)
+                    if not self.seen.add(doc.id):
+                        raise InputError(f"document {pos}: duplicate id {doc.id!r} in this run "
+                                         f"(the first occurrence is kept)")
+                    batch.append(doc)
+                except InputError as exc:
+                    with core.report_lock:
+                        rep.failed.append(FailedRecord(item_id(item, pos, fields[0]), str(exc)))
+                pos += 1
+            rep.documents = pos
+            if batch:
+                try:
+                    planned = core.plan(batch)
+                except ConnectorError as exc:
+                    rep.aborted = f"reading stored hashes failed, run stopped at document {pos}: {exc}"
+                    with core.report_lock:
+                        rep.failed.extend(FailedRecord(d.id, "not synced: run stopped") for d in batch)
+                    return
+                self.seen.set_shapes(planned.shapes)
+                for step in core.steps(planned):
+                    jobs.put(step)
+            if progress is not None:
+                progress(pos)
+
+    def _raise(self, exc: BaseException) -> None:
         rep = self.report
-        ids = [x for d in docs for x in (d.id, _chunk_id(d.id, 0))]
-        with self.store_lock:
-            stored = {r.id: r for r in self.col.fetch(ids, with_vectors=False)}
-        plans: list[_Plan] = []
-        unchanged = 0
-        todo: list[tuple[Document, str, Record | None, Record | None, str]] = []
-        chunk_counts: list[tuple[int, str]] = []
-        for d in docs:
-            digest = _digest(d.text, d.metadata)
-            bare = stored.get(d.id)
-            marker = stored.get(_chunk_id(d.id, 0))
-            if marker is not None and marker.metadata.get(PARENT_KEY) != d.id:
-                marker = None  # a user's own record named like a chunk
-            m = marker.metadata.get(COUNT_KEY) if marker is not None else None
-            old_m = m if isinstance(m, int) and m >= 1 else 1
-            if self._matches(bare, digest, self.ok_tags - {self.split_tag}):
-                chunk_counts.append((0, d.id))
-                if marker is None:
-                    unchanged += 1
-                else:  # a crash left the older split version behind
-                    plans.append(_Plan(d.id, "cleanup", delete_first=[_chunk_id(d.id, i) for i in range(1, old_m)],
-                                       delete_last=[_chunk_id(d.id, 0)]))
-                continue
-            if self._matches(marker, digest, {self.split_tag} & self.ok_tags) and isinstance(m, int):
-                chunk_counts.append((m, d.id))
-                if bare is None:
-                    unchanged += 1
-                else:
-                    plans.append(_Plan(d.id, "cleanup", delete_last=[d.id]))
-                continue
-            old = bare or marker
-            if old is None:
-                reason = "added"
-            else:
-                parsed = _parse_hash(old.content_hash)
-                if parsed is None or parsed[0] != self.fpd:
-                    reason = "model changed" if parsed is not None else "not written by sync"
-                elif parsed[2] != digest:
-                    reason = "content changed"
-                else:
-                    reason = "stored shape changed (on_long/window/incomplete)"
-            todo.append((d, reason, bare, marker, digest))
-        with self.report_lock:  # the writer thread updates the report too
-            rep.unchanged += unchanged
-        self._plan_changed(todo, plans, chunk_counts)
-        self.seen.set_chunks(chunk_counts)
-        return plans
+        if isinstance(exc, KeyboardInterrupt):
+            rep.aborted = rep.aborted or f"interrupted after {rep.documents} documents read"
+            raise JobCancelled(rep) from exc
+        if isinstance(exc, Exception) and not isinstance(exc, SyncInterrupted):
+            rep.aborted = rep.aborted or (f"stopped after {rep.documents} documents read: "
+                                          f"{type(exc).__name__}: {exc}")
+            raise SyncInterrupted(f"sync stopped: {type(exc).__name__}: {exc} "
+                                  f"(what was written before stays; a re-run resumes)", rep) from exc
+        raise exc  # a dying process (SystemExit, a simulated crash): nothing to add
 
-    def _plan_changed(self, todo: list[tuple[Document, str, Record | None, Record | None, str]],
-                      plans: list[_Plan], chunk_counts: list[tuple[int, str]]) -> None:
-        rep = self.report
-        if not todo:
+    # ------------------------------------------------------------------------------ mirror
+    def mirror(self, scope: Mapping[str, Any] | None) -> None:
+        """Delete records of documents not seen in this run (within ``scope``), if nothing
+        failed. Chunks go before ``#0`` markers, so an interrupted pass leaves no chunk that
+        its document's marker does not account for."""
+        rep, col, db = self.report, self.col, self.seen.db
+        if not rep.ok:
+            rep.mirror_note = (f"mirror: nothing deleted because {len(rep.failed)} record(s) failed"
+                               + (" and the run was aborted" if rep.aborted else ""))
             return
-        emb = self.emb
-        counts = emb.count_tokens([d.text for d, *_ in todo])
-        max_len = int(emb.max_length)
-        pending: list[_Plan] = []
-        split_lookup: list[str] = []
-        for (d, reason, bare, marker, _), n_tok in zip(todo, counts, strict=True):
-            m = marker.metadata.get(COUNT_KEY) if marker is not None else None
-            old_m = m if isinstance(m, int) and m >= 1 else 1
-            plan = _Plan(d.id, "added" if reason == "added" else "updated", reason=reason)
-            too_long = n_tok > max_len
-            if too_long and self.on_long == "error":
-                rep.failed.append(FailedRecord(d.id, (
-                    f"document is {n_tok} tokens, over the model's limit of {max_len}; "
-                    f"sync with on_long='split' or 'truncate'")))
-                chunk_counts.append((-1, d.id))
-                continue
-            if too_long and self.on_long == "split" and RESERVED_KEYS & set(d.metadata):
-                rep.failed.append(FailedRecord(d.id, (
-                    f"metadata uses {sorted(RESERVED_KEYS & set(d.metadata))}, which sync sets on "
-                    f"the chunks of a split document; rename them")))
-                chunk_counts.append((-1, d.id))
-                continue
-            if too_long and self.on_long == "split":
-                chunks = list(emb.split_text(d.text, window=self.window, overlap=self.overlap))
-            else:
-                chunks = [d.text]
-            if len(chunks) <= 1:
-                tag = "t" if too_long else "w"
-                rep.truncated += int(too_long)
-                rep.tokens += min(n_tok, max_len)
-                plan.records.append(Record(d.id, None, d.text, d.metadata, self._hash(tag, d.text, d.metadata)))
-                if marker is not None:
-                    plan.delete_first = [_chunk_id(d.id, i) for i in range(1, old_m)]
-                    plan.delete_last = [_chunk_id(d.id, 0)]
-                chunk_counts.append((0, d.id))
-                pending.append(plan)
-                continue
-            n = len(chunks)
-            rep.split += 1
-            meta0 = {**d.metadata, PARENT_KEY: d.id, CHUNK_KEY: 0, COUNT_KEY: n}
-            plan.marker = Record(_chunk_id(d.id, 0), None, chunks[0], meta0,
-                                 self._hash(self.split_tag, d.text, d.metadata))
-            for i in range(1, n):
-                meta = {**d.metadata, PARENT_KEY: d.id, CHUNK_KEY: i}
-                plan.records.append(Record(_chunk_id(d.id, i), None, chunks[i], meta,
-                                           self._hash("c", chunks[i], meta)))
-                split_lookup.append(_chunk_id(d.id, i))
-            if marker is not None and old_m > n:
-                plan.delete_first = [_chunk_id(d.id, i) for i in range(n, old_m)]
-            if bare is not None:
-                plan.delete_last = [d.id]
-            chunk_counts.append((n, d.id))
-            pending.append(plan)
-        # Chunks an interrupted or earlier run already wrote (same text, same place) are kept.
-        if split_lookup:
-            with self.store_lock:
-                have = {r.id: r.content_hash for r in self.col.fetch(split_lookup, with_vectors=False)}
-            for plan in pending:
-                if plan.marker is not None:
-                    plan.records = [r for r in plan.records if have.get(r.id) != r.content_hash]
-        self._embed(pending)
-        plans.extend(pending)
-
-    def _embed(self, plans: list[_Plan]) -> None:
-        rep = self.report
-        slots = [(p, i) for p in plans for i in range(len(p.records))]
-        markers = [p for p in plans if p.marker is not None]
-        texts = [p.records[i].text or "" for p, i in slots] + [p.marker.text or "" for p in markers if p.marker]
-        chunk_texts = [p.records[i].text or "" for p, i in slots if p.marker is not None]
-        chunk_texts += [p.marker.text or "" for p in markers if p.marker]
-        if chunk_texts:  # whole documents were counted already
-            max_len = int(self.emb.max_length)
-            counts = self.emb.count_tokens(chunk_texts)
-            rep.tokens += sum(min(c, max_len) for c in counts)
-            # A window may re-tokenize a little longer than it was cut: counted, never silent.
-            rep.truncated += sum(1 for c in counts if c > max_len)
-        rep.embedded += len(texts)
-        if self.dry_run or not texts:
+        if rep.documents == 0:
+            rep.mirror_note = "mirror: the source was empty; refusing to delete the whole collection"
             return
-        vectors = self.emb.embed_documents(texts)
-        bad: dict[str, str] = {}
+        extra: list[str] = []
+        for page in col.scroll(1000, where=dict(scope) if scope else None):
+            doomed = [r for r in page if not self.seen.keeps(r)]
+            db.executemany("INSERT OR IGNORE INTO doomed VALUES (?, ?)",
+                           [(r.id, int(_marker_bound(r) is not None)) for r in doomed])
+            # A doomed marker's chunks go too, even outside the scope (an interrupted write of
+            # another version may have left them with other metadata).
+            extra += [chunk_id(r.metadata[PARENT_KEY], i) for r in doomed for i in range(1, _marker_bound(r) or 0)]
+        for start in range(0, len(extra), 1000):
+            ids = [i for i in extra[start : start + 1000]
+                   if db.execute("SELECT 1 FROM doomed WHERE id = ?", (i,)).fetchone() is None]
+            held = [r.id for r in col.fetch(ids)] if ids else []
+            db.executemany("INSERT OR IGNORE INTO doomed VALUES (?, 0)", [(i,) for i in held])
+        total = db.execute("SELECT COUNT(*) FROM doomed").fetchone()[0]
+        if self.dry_run:
+            rep.deleted = total
+            return
+        for last in (0, 1):
+            cursor = db.execute("SELECT id FROM doomed WHERE last = ?", (last,))
+            while ids := [row[0] for row in cursor.fetchmany(1000)]:
+                try:
+                    col.delete(ids)
+                except ConnectorError as exc:
+                    rep.mirror_note = f"mirror: deleting stopped after {rep.deleted} records: {exc}"
+                    rep.failed.extend(FailedRecord(i, f"not deleted: {exc}") for i in ids)
+                    return
+                rep.deleted += len(ids)
 
-        def with_vector(rec: Record, vec: Any) -> Record:
-            try:
-                v = check_vector(vec, self.col.dim, f"embedding of {rec.id!r}")
-            except (InputError, DimensionMismatch) as exc:
-                bad[rec.id] = str(exc)
-                v = None
-            return Record(rec.id, v, rec.text, rec.metadata, rec.content_hash)
 
-        for k, (p, i) in enumerate(slots):
-            p.records[i] = with_vector(p.records[i], vectors[k])
-        for k, p in enumerate(markers, start=len(slots)):
-            assert p.marker is not None
-            p.marker = with_vector(p.marker, vectors[k])
-        if bad:
-            for p in plans:
-                ids = [r.id for r in p.records] + ([p.marker.id] if p.marker else [])
-                reasons = [f"{i}: {bad[i]}" for i in ids if i in bad]
-                if reasons:
-                    rep.failed.append(FailedRecord(p.id, "; ".join(reasons)))
-                    p.status = "failed"
+def _marker_bound(rec: Record) -> int | None:
+    """For a #0 marker (pending or complete), the bound below which its chunks may exist."""
+    parent, idx = rec.metadata.get(PARENT_KEY), rec.metadata.get(CHUNK_KEY)
+    if not (isinstance(parent, str) and idx == 0 and rec.id == chunk_id(parent, 0)):
+        return None
+    parsed = ContentHash.parse(rec.content_hash)
+    if parsed is not None and parsed.pending_hw is not None:
+        return parsed.pending_hw
+    n = rec.metadata.get(COUNT_KEY)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
 
-    # ---- writer side
-    def execute(self, plans: list[_Plan]) -> None:
-        """Write one batch's plans in the crash-safe order; runs on the writer thread."""
-        rep = self.report
-        live = [p for p in plans if p.status != "failed"]
-        failed: dict[str, list[str]] = {}
-        owner = {r.id: p.id for p in live for r in p.records}
-        owner.update({p.marker.id: p.id for p in live if p.marker is not None})
 
-        def write(records: list[Record]) -> None:
-            if not records:
-                return
-            with self.store_lock:
-                res = self.col.write(records, UpsertResult())
-            rep.written += res.written
-            for f in res.failed:
-                failed.setdefault(owner.get(f.id, f.id), []).append(f"{f.id}: {f.reason}")
+def _batches(docs: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in docs:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
-        def delete(which: str) -> None:
-            ids = [x for p in live if p.id not in failed for x in getattr(p, which)]
-            if not ids:
-                return
-            try:
-                with self.store_lock:
-                    self.col.delete(ids)
-            except ConnectorError as exc:
-                for p in live:
-                    if getattr(p, which) and p.id not in failed:
-                        failed[p.id] = [f"stale records not deleted: {exc}"]
-                return
-            rep.stale_deleted += len(ids)
 
-        write([r for p in live for r in p.records])
-        delete("delete_first")
-        write([p.marker for p in live if p.marker is not None and p.id not in failed])
-        delete("delete_last")
-        with self.report_lock:
-            self._tally(live, failed)
-
-    def _tally(self, live: list[_Plan], failed: dict[str, list[str]]) -> None:
-        rep = self.report
-        for p in live:
-            if p.id in failed:
-                rep.failed.append(FailedRecord(p.id, "; ".join(failed[p.id])))
-            elif p.status == "added":
-                rep.added += 1
-            elif p.status == "updated":
-                rep.updated += 1
-                key = p.reason or "changed"
-                rep.update_reasons[key] = rep.update_reasons.get(key, 0) + 1
-            else:
-                rep.unchanged += 1
-
-    seen: _SeenSet
+def check_options(on_long: str, batch_size: int) -> None:
+    if on_long not in ON_LONG:
+        raise ConfigError(f"on_long must be one of {ON_LONG}, got {on_long!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
 
 
 def sync_corpus(
@@ -415,19 +313,23 @@ def sync_corpus(
             dicts with ``id_field``/``text_field``/``metadata_field`` keys. Bad items become
             per-record errors in ``report.failed``; the rest goes on. A duplicate id is an
             error: the first occurrence is kept (it may already be written when the second comes).
+            Ids ending in ``#`` and digits are refused: they name the chunks of split documents.
         mirror: delete records not seen in this run (only those matching ``scope``), after all
             writes succeeded; if anything failed, nothing is deleted and ``mirror_note`` says so.
         scope: a filter (usually ``{"source": "wiki"}``) limiting mirror deletion.
-        batch_size: documents per fetch/embed step; the store's own batch limits still apply.
+        batch_size: documents per fetch step, and texts (documents or chunks) per embed/write
+            step; the store's own batch limits still apply.
         on_long: "truncate" (counted), "split" (``id#0..n-1`` token windows with ``overlap``,
             ``parent_id`` in metadata) or "error" (a per-record error).
         dry_run: read and plan (added/updated/unchanged/deleted, tokens) without writing or embedding.
         progress: called with the number of documents handled so far, after each batch.
+
+    Raises:
+        SyncInterrupted: the source, the embedder or ``progress`` raised mid-run; ``.report`` is
+            the partial report (what was written stays written), ``__cause__`` the error.
+        JobCancelled: the same for Ctrl-C (a ``KeyboardInterrupt``).
     """
-    if on_long not in ON_LONG:
-        raise ConfigError(f"on_long must be one of {ON_LONG}, got {on_long!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_options(on_long, batch_size)
     if isinstance(docs, (str, bytes, Document)):
         raise InputError("sync_corpus takes an iterable of documents, not a single one")
     emb = embedder if embedder is not None else collection.embedder
@@ -445,124 +347,21 @@ def sync_corpus(
     started = time.perf_counter()
     report = SyncReport(dry_run=dry_run)
     stored_fp = collection.fingerprint
-    if stored_fp and fingerprint_digest(stored_fp) != fingerprint_digest(emb.fingerprint):
+    same_model = bool(stored_fp) and fingerprint_digest(stored_fp) == fingerprint_digest(emb.fingerprint)
+    if stored_fp and not same_model:
         report.fingerprint_note = (
             f"the collection was written by {describe_fingerprint(stored_fp)}; this run uses "
             f"{describe_fingerprint(emb.fingerprint)}: documents embedded by the other model are re-embedded")
-    syncer = _Syncer(collection, emb, on_long=on_long, window=window, overlap=overlap,
-                     dry_run=dry_run, report=report)
-    syncer.seen = _SeenSet()
+    session = SyncSession(collection, emb, on_long=on_long, window=window, overlap=overlap,
+                          dry_run=dry_run, report=report, step_texts=batch_size)
     try:
-        _run(syncer, docs, batch_size, progress, (id_field, text_field, metadata_field))
+        session.run(docs, batch_size=batch_size, progress=progress,
+                    fields=(id_field, text_field, metadata_field))
         if mirror:
-            _mirror(syncer, scope_filter)
-        if not dry_run and report.ok and (
-            not stored_fp or fingerprint_digest(stored_fp) != fingerprint_digest(emb.fingerprint)):
+            session.mirror(scope_filter)
+        if not dry_run and report.ok and not same_model:
             collection.set_fingerprint(emb.fingerprint)
     finally:
-        syncer.seen.close()
+        session.close()
         report.seconds = time.perf_counter() - started
     return report
-
-
-def _batches(docs: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in docs:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _run(syncer: _Syncer, docs: Iterable[Any], batch_size: int,
-         progress: Callable[[int], None] | None, fields: tuple[str, str, str]) -> None:
-    """Plan/embed batches on this thread while one writer thread writes the previous batch."""
-    rep = syncer.report
-    jobs: queue.Queue[list[_Plan] | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
-    writer_error: list[BaseException] = []
-
-    def writer() -> None:
-        while True:
-            plans = jobs.get()
-            if plans is None:
-                return
-            if writer_error:
-                continue  # drain so the producer never blocks
-            try:
-                syncer.execute(plans)
-            except BaseException as exc:  # re-raised on the main thread
-                writer_error.append(exc)
-
-    thread = threading.Thread(target=writer, name="bge-vdb-sync-writer", daemon=True)
-    thread.start()
-    pos = 0
-    try:
-        for raw in _batches(docs, batch_size):
-            if writer_error:
-                break
-            batch: list[Document] = []
-            for item in raw:
-                try:
-                    doc = syncer.validate(item, pos, *fields)
-                    if not syncer.seen.add(doc.id):
-                        raise InputError(f"document {pos}: duplicate id {doc.id!r} in this run "
-                                         f"(the first occurrence is kept)")
-                    batch.append(doc)
-                except InputError as exc:
-                    rep.failed.append(FailedRecord(_item_id(item, pos, fields[0]), str(exc)))
-                pos += 1
-            rep.documents = pos
-            if batch:
-                try:
-                    plans = syncer.plan_batch(batch)
-                except ConnectorError as exc:
-                    rep.aborted = f"reading stored hashes failed, run stopped at document {pos}: {exc}"
-                    rep.failed.extend(FailedRecord(d.id, "not synced: run stopped") for d in batch)
-                    break
-                if plans and not syncer.dry_run:
-                    jobs.put(plans)
-                elif syncer.dry_run:
-                    syncer._tally(plans, {})  # the plan counts as if it were written
-            if progress is not None:
-                progress(pos)
-    finally:
-        jobs.put(None)
-        thread.join()
-    if writer_error:
-        raise writer_error[0]
-
-
-def _item_id(item: Any, pos: int, id_field: str) -> str:
-    if isinstance(item, FailedRecord):
-        return item.id
-    raw = item.id if isinstance(item, Document) else item.get(id_field) if isinstance(item, Mapping) else None
-    return raw if isinstance(raw, str) and raw else f"#{pos}"
-
-
-def _mirror(syncer: _Syncer, scope: dict[str, Any] | None) -> None:
-    rep, col, seen = syncer.report, syncer.col, syncer.seen
-    if not rep.ok:
-        rep.mirror_note = (f"mirror: nothing deleted because {len(rep.failed)} record(s) failed"
-                           + (" and the run was aborted" if rep.aborted else ""))
-        return
-    if rep.documents == 0:
-        rep.mirror_note = "mirror: the source was empty; refusing to delete the whole collection"
-        return
-    for page in col.scroll(1000, where=scope):
-        doomed = [(r.id,) for r in page if not seen.keeps(r)]
-        seen.db.executemany("INSERT OR IGNORE INTO doomed VALUES (?)", doomed)
-    total = seen.db.execute("SELECT COUNT(*) FROM doomed").fetchone()[0]
-    if syncer.dry_run:
-        rep.deleted = total
-        return
-    cursor = seen.db.execute("SELECT id FROM doomed")
-    while ids := [row[0] for row in cursor.fetchmany(1000)]:
-        try:
-            col.delete(ids)
-        except ConnectorError as exc:
-            rep.mirror_note = f"mirror: deleting stopped after {rep.deleted} records: {exc}"
-            rep.failed.extend(FailedRecord(i, f"not deleted: {exc}") for i in ids)
-            return
-        rep.deleted += len(ids)

@@ -253,3 +253,23 @@ def test_collection_write_still_stops_on_transient_errors() -> None:
     col = store.collection("c", dim=4)
     res = col.write([Record(f"r{i}", np.eye(4, dtype=np.float32)[0]) for i in range(30)])
     assert Down.calls == 2 and len(res.failed) == 30 and all(f.transient for f in res.failed)
+
+
+@pytest.mark.parametrize(("error", "code"), [(RuntimeError("CUDA out of memory"), 1), (KeyboardInterrupt(), 130)])
+def test_cli_sync_prints_the_partial_report_of_an_interrupted_run(
+        error: BaseException, code: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from bge_vdb import cli
+
+    monkeypatch.setattr(cli, "_open_embedder", lambda *a, **k: DyingEmbedder(20, error))
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": f"text {i}"}) + "\n" for i in range(50)))
+    url = f"qdrant://{tmp_path / 'q'}"
+    assert cli.main(["sync", str(src), "--to", url, "--collection", "c", "--batch-size", "10", "--json"]) == code
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["added"] == 20 and report["written"] == 20 and not report["ok"]
+    assert "sync stopped" in err and "run the same command again" in err
+    assert ("CUDA out of memory" in err) if code == 1 else ("Ctrl-C" in err)
