@@ -9,6 +9,11 @@ Resume keeps no state file: the destination itself is the checkpoint. Records ar
 the caller's ids, so a rewrite overwrites and never duplicates; on a resumed run each source page
 is compared with what the destination already holds, and records already there unchanged are
 skipped (neither re-embedded nor rewritten).
+
+With ``reembed``, each record's content hash is carried over to the new model
+(:func:`~bge_vdb.sync_hash.carry_to_model`): what was embedded did not change, only the model
+did, so a ``sync_corpus`` with the new model afterwards finds every record current and embeds
+nothing (a text the new model would truncate is the exception, and is re-synced).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from .errors import (
     FailedRecord,
     FingerprintMismatch,
     InputError,
+    JobCancelled,
+    MigrationInterrupted,
     ModelError,
 )
 from .retry import call_with_retry
@@ -41,6 +48,7 @@ from .store import (
     check_vector,
     describe_fingerprint,
 )
+from .sync_hash import carry_to_model, model_digest
 from .types import EmbedderLike, Record, fingerprint_digest
 from .verify import Verification, same_record, verify_migration
 
@@ -126,6 +134,12 @@ def migrate(
     Records that cannot be copied (no vector, no text to re-embed, metadata over the
     destination's limit, refused by the database) are listed in ``report.failed`` by id;
     nothing is dropped silently. ``migrate`` does not raise for them.
+
+    Raises:
+        MigrationInterrupted: reading the source, the embedder or ``progress`` failed mid-run;
+            ``.report`` is the partial report (what was written stays, a re-run resumes),
+            ``__cause__`` the error.
+        JobCancelled: the same for Ctrl-C (a ``KeyboardInterrupt``).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -147,8 +161,18 @@ def migrate(
     # Comparing pages with the destination costs a fetch per page: only worth it when the
     # destination already holds something (a resumed or repeated run).
     compare = resume and dst_col.count() > 0
-    _copy(src, dst_col, report, batch_size=batch_size, reembed=reembed, compare=compare, progress=progress)
-    report.seconds = time.perf_counter() - started
+    try:
+        _copy(src, dst_col, report, batch_size=batch_size, reembed=reembed, compare=compare, progress=progress)
+    except KeyboardInterrupt as exc:
+        report.stopped = f"interrupted after {report.read} source records; run again to resume"
+        raise JobCancelled(report) from exc
+    except Exception as exc:
+        report.stopped = (f"stopped after {report.read} source records: {type(exc).__name__}: {exc}; "
+                          f"run again to resume")
+        raise MigrationInterrupted(f"migration stopped: {type(exc).__name__}: {exc} (what was "
+                                   f"written stays; a re-run resumes)", report) from exc
+    finally:
+        report.seconds = time.perf_counter() - started
     log.info("migrated %d records (%d skipped, %d failed) in %.1fs",
              report.written, report.skipped, len(report.failed), report.seconds)
     if verify and report.stopped is None:
@@ -295,6 +319,7 @@ def _prepare(
     out = _Page(records=[], read=len(page), skipped=0, failed=[])
     ready: list[Record] = []
     max_meta = dst.store.max_metadata_bytes
+    fits = _fits(reembed, page)
     for rec in page:
         where = f"record {rec.id!r}"
         try:
@@ -309,7 +334,10 @@ def _prepare(
         except (InputError, DimensionMismatch) as exc:
             out.failed.append(FailedRecord(rec.id, str(exc)))
             continue
-        ready.append(Record(rec.id, vector, rec.text, metadata, rec.content_hash))
+        content_hash = rec.content_hash
+        if reembed is not None and rec.id in fits:
+            content_hash = carry_to_model(content_hash, model_digest(reembed.fingerprint), fits=fits[rec.id])
+        ready.append(Record(rec.id, vector, rec.text, metadata, content_hash))
     if compare and ready:
         with dst_lock:
             held = {r.id: r for r in dst.fetch([r.id for r in ready], with_vectors=reembed is None)}
@@ -328,6 +356,21 @@ def _prepare(
         out.reembedded = len(ready)
     out.records = ready
     return out
+
+
+def _fits(reembed: EmbedderLike | None, page: Sequence[Record]) -> dict[str, bool]:
+    """For each record with text, whether the new model takes it whole (no truncation).
+
+    Empty when the embedder cannot count tokens: content hashes are then copied unchanged, and
+    a later sync with the new model re-embeds (it cannot tell what the model would truncate).
+    """
+    count = getattr(reembed, "count_tokens", None)
+    max_len = getattr(reembed, "max_length", None)
+    if reembed is None or count is None or max_len is None:
+        return {}
+    texts = [(r.id, r.text) for r in page if isinstance(r.text, str) and r.text.strip()]
+    counts = count([t for _, t in texts]) if texts else []
+    return {i: n <= int(max_len) for (i, _), n in zip(texts, counts, strict=True)}
 
 
 def _copy_vector(value: Any, dim: int, where: str) -> tuple[np.ndarray, int]:

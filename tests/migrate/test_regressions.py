@@ -105,3 +105,51 @@ def test_cli_migrate_reembed_then_sync_with_the_new_model_embeds_nothing(
     assert main(["sync", str(src), "--to", b_url, "--collection", "c", "--model", str(model_b), *common]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["embedded"] == 0 and rep["unchanged"] == 12 and rep["written"] == 0
+
+
+def test_cli_migrate_prints_the_partial_report_when_the_source_fails_mid_run(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Defect 5 for migrate: a source that breaks after two pages."""
+    from bge_vdb import store as store_module
+    from bge_vdb.cli import main
+    from bge_vdb.errors import MigrationInterrupted
+    from bge_vdb.store import connect
+
+    from .conftest import fill_source, make_records
+
+    monkeypatch.setitem(store_module._REGISTRY, "breaking", (f"{__name__}:BreakingStore", None, None))
+    src_url = "breaking://regression-src"
+    fill_source(connect(src_url), "docs", make_records(50))
+    BreakingStore.pages = 0
+    assert main(["migrate", src_url, "docs", "memory://regression-dst", "copy", "--batch-size", "10"]) == 1
+    out, err = capsys.readouterr()
+    assert "read 20, written 20" in out and "STOPPED" in out
+    assert "migrate stopped: ConnectorError" in err and "disk gone" in err
+    BreakingStore.pages = 0
+    src = connect(src_url).collection("docs", create=False)
+    with pytest.raises(MigrationInterrupted) as info:
+        migrate(src, (MemoryStore(), "copy"), batch_size=10)
+    assert info.value.report.written == 20 and info.value.__cause__ is not None
+
+
+class BreakingStore(MemoryStore):
+    """A named memory store whose third scroll page fails permanently."""
+
+    pages = 0
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MemoryStore:
+        from bge_vdb.connectors import memory
+
+        name = url.partition("://")[2]
+        if name not in memory._NAMED:
+            memory._NAMED[name] = cls(name)
+        return memory._NAMED[name]
+
+    def scroll_page(self, *args: Any) -> Any:
+        from bge_vdb.errors import ConnectorError
+
+        BreakingStore.pages += 1
+        if BreakingStore.pages == 3:
+            raise ConnectorError("disk gone")
+        return super().scroll_page(*args)
