@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, DimensionMismatch, FailedRecord, MissingExtra
 from .readers import _row_to_doc
@@ -69,7 +70,7 @@ class EmbedderSpec:
     """
 
     model: str | Callable[[], Any]
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold an API key
 
     def build(self) -> Any:
         if callable(self.model):
@@ -95,8 +96,7 @@ class _WorkerConfig:
     metadata_field: str | None
 
     def __repr__(self) -> str:  # Ray logs actor arguments: no URL query, option or model option
-        scheme = self.store_url.partition("://")[0]
-        return (f"_WorkerConfig(store={scheme}://..., collection={self.collection!r}, "
+        return (f"_WorkerConfig(store={_redact(self.store_url)!r}, collection={self.collection!r}, "
                 f"on_long={self.on_long!r}, window={self.window!r}, overlap={self.overlap}, "
                 f"dry_run={self.dry_run}, row_format={self.row_format!r})")
 
@@ -317,6 +317,13 @@ def sync_dataset(
     return report
 
 
+def _redact(url: str) -> str:
+    """A store URL without what may be secret: user info and the query (``?token=...``)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", "")) + ("?..." if parts.query else "")
+
+
 def _check_shared_store(store_url: str) -> None:
     """Every worker process opens the store itself, so it must be one they can all reach."""
     if not isinstance(store_url, str):
@@ -326,7 +333,7 @@ def _check_shared_store(store_url: str) -> None:
     local_file = scheme == "milvus" and rest.split("?")[0].endswith(".db")
     if scheme == "memory" or local_file or (scheme == "qdrant" and not rest.startswith(("http", "["))):
         raise ConfigError(
-            f"{store_url!r} is private to one process (memory store, Qdrant local mode or a Milvus "
+            f"{_redact(store_url)!r} is private to one process (memory store, Qdrant local mode or a Milvus "
             f"Lite file), but every Ray worker opens the store itself: use a server, e.g. "
             f"milvus://host:19530 (or `milvus-lite server --port` on this machine), "
             f"qdrant+http://..., weaviate+http://... or pinecone://"
