@@ -103,6 +103,7 @@ class Crash(BaseException):
 
 
 Predicate = Callable[[str, Any, VectorStore], bool]
+WRITES = ("upsert_records", "delete_ids", "delete_where")
 
 
 class FaultyStore(VectorStore):
@@ -110,9 +111,10 @@ class FaultyStore(VectorStore):
 
     Every primitive is forwarded to ``inner``, a real engine. Faults, all at the primitives:
 
-    * ``crash_on_write(n, when)``: the ``n``-th write call from now (``upsert_records``,
-      ``delete_ids``, ``delete_where``; 1-based) raises :class:`Crash`, ``"before"`` the call
-      reaches the database or ``"after"`` it applied.
+    * ``crash_on_write(n, when, ops)``: the ``n``-th write call from now among ``ops`` (by
+      default every write primitive: ``upsert_records``, ``delete_ids``, ``delete_where``;
+      1-based) raises :class:`Crash`, ``"before"`` the call reaches the database or ``"after"``
+      it applied.
     * ``crash_if(predicate, when)``: the first write call for which ``predicate(op, arg, inner)``
       holds crashes (``arg``: the records or ids of the call). One-shot.
     * ``refused``: ids the database refuses permanently. ``refuse_mode="record"`` returns them
@@ -134,13 +136,15 @@ class FaultyStore(VectorStore):
         self.crashes = 0
         self._crash_at: int | None = None
         self._crash_when = "before"
+        self._crash_ops: tuple[str, ...] = WRITES
+        self._counted = 0  # write calls among _crash_ops
         self._predicate: tuple[Predicate, str] | None = None
 
     # ---- arming
-    def crash_on_write(self, n: int, when: str = "before") -> None:
-        if when not in ("before", "after") or n < 1:
-            raise ValueError("need n >= 1 and when 'before' or 'after'")
-        self._crash_at, self._crash_when = self.writes + n, when
+    def crash_on_write(self, n: int, when: str = "before", ops: tuple[str, ...] = WRITES) -> None:
+        if when not in ("before", "after") or n < 1 or not set(ops) <= set(WRITES):
+            raise ValueError(f"need n >= 1, when 'before' or 'after', ops among {WRITES}")
+        self._crash_at, self._crash_when, self._crash_ops = self._counted + n, when, tuple(ops)
 
     def crash_if(self, predicate: Predicate, when: str = "before") -> None:
         if when not in ("before", "after"):
@@ -155,8 +159,9 @@ class FaultyStore(VectorStore):
 
     def _write(self, op: str, arg: Any, call: Callable[[], Any]) -> Any:
         self.writes += 1
+        self._counted += op in self._crash_ops
         when = None
-        if self._crash_at is not None and self.writes == self._crash_at:
+        if self._crash_at is not None and op in self._crash_ops and self._counted == self._crash_at:
             when, self._crash_at = self._crash_when, None
         elif self._predicate is not None and self._predicate[0](op, arg, self.inner):
             when, self._predicate = self._predicate[1], None

@@ -273,3 +273,41 @@ def test_cli_sync_prints_the_partial_report_of_an_interrupted_run(
     assert report["added"] == 20 and report["written"] == 20 and not report["ok"]
     assert "sync stopped" in err and "run the same command again" in err
     assert ("CUDA out of memory" in err) if code == 1 else ("Ctrl-C" in err)
+
+
+# ------------------------------------------- mirror interrupted between chunks and markers
+
+def test_a_document_back_after_an_interrupted_mirror_is_rewritten_whole() -> None:
+    """Mirror deletes chunks before #0 markers; a crash between the two leaves a complete #0
+    without its chunks. The document coming back unchanged must be rewritten (the manifest
+    check sees the missing chunks), not reported unchanged."""
+    store = FaultyStore(MemoryStore())
+    col = store.collection("c", embedder=embedder())
+    d, keep = Document("d", words(30, "a")), Document("keep", "short")
+    assert sync_corpus(col, [d, keep], **SPLIT).ok
+    store.crash_on_write(1, "after")  # the first delete of the mirror pass: the chunks
+    with pytest.raises(Crash):
+        sync_corpus(col, [keep], mirror=True, **SPLIT)
+    assert set(snapshot(col)) == {"d#0", "keep"}
+    rep = sync_corpus(col, [d, keep], **SPLIT)
+    assert rep.ok and rep.updated == 1 and rep.update_reasons == {"chunks missing or from another version": 1}
+    assert snapshot(col) == clean([d, keep], **SPLIT)
+
+
+@pytest.mark.parametrize(("n", "when"), [(1, "before"), (1, "after"), (2, "before"), (2, "after")])
+def test_an_interrupted_mirror_leaves_no_chunk_without_its_marker(n: int, when: str) -> None:
+    """Whatever delete of a mirror pass a crash hits, every chunk left has its #0, so the
+    document coming back short is cleaned of all of them."""
+    store = FaultyStore(MemoryStore())
+    col = store.collection("c", embedder=embedder())
+    big = [Document(f"d{k}", words(30, f"a{k}")) for k in range(3)]
+    keep = Document("keep", "short")
+    assert sync_corpus(col, [*big, keep], **SPLIT).ok
+    store.crash_on_write(n, when)
+    with pytest.raises(Crash):
+        sync_corpus(col, [keep], mirror=True, **SPLIT)
+    held = snapshot(col)
+    assert all(f"{rid.rpartition('#')[0]}#0" in held for rid in held if "#" in rid), (n, sorted(held))
+    short = [Document(f"d{k}", "short again") for k in range(3)]
+    assert sync_corpus(col, [*short, keep], **SPLIT).ok
+    assert snapshot(col) == clean([*short, keep], **SPLIT)
