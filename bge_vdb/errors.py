@@ -49,8 +49,37 @@ class ModelError(BgeVdbError):
     """A model cannot be found, loaded or does not match what was asked for."""
 
 
+class TokenCountUnavailable(ModelError):
+    """The embedder cannot count tokens: a remote embedder with no local tokenizer and a server
+    without a tokenize endpoint. Sync then embeds whole documents (the server truncates) and its
+    report says that token counts are unknown; ``on_long='split'``/``'error'`` are refused."""
+
+
+class EmbedderServerError(BgeVdbError):
+    """An embedding server (TEI, an OpenAI-compatible server) failed or refused a request, or
+    answered something that is not what was asked for. Permanent: retrying will not help."""
+
+
+class EmbedderUnavailable(EmbedderServerError):
+    """The embedding server could not be reached, or kept failing transiently (429, 5xx, a
+    dropped connection), after every retry. What was embedded before stays valid; re-run later.
+    """
+
+
 class InputError(BgeVdbError, ValueError):
     """Bad input from the caller: empty or non-string text, missing ids, bad vectors..."""
+
+
+class TextsRefused(InputError):
+    """An embedding server refused some texts of a call (a tokenizer or validation error) while
+    it embedded the others. ``refused`` maps each refused text's position in the call (from 0)
+    to the server's reason; nothing of the call is returned."""
+
+    def __init__(self, refused: dict[int, str], total: int) -> None:
+        self.refused = dict(sorted(refused.items()))
+        shown = "; ".join(f"text at position {i}: {why}" for i, why in list(self.refused.items())[:5])
+        more = f" (and {len(self.refused) - 5} more)" if len(self.refused) > 5 else ""
+        super().__init__(f"the embedding server refused {len(self.refused)} of {total} text(s): {shown}{more}")
 
 
 class FilterError(InputError):

@@ -87,8 +87,25 @@ class UpsertResult:
 
 
 @runtime_checkable
-class EmbedderLike(Protocol):
-    """What a collection needs from an embedder (``bge_vdb.Embedder`` is the real one)."""
+class EmbedderProtocol(Protocol):
+    """What every part of bge-vdb needs from an embedder: collections, ``sync_corpus``,
+    ``migrate(reembed=...)``, verification, the LangChain/LlamaIndex classes, Ray and the CLI.
+
+    ``bge_vdb.Embedder`` (in-process) and the remote embedders (``tei+http://...``,
+    ``openai+http://...``, see :mod:`bge_vdb.remote`) implement it, and one shared test suite
+    (tests/remote/suite.py) checks each of them against this contract:
+
+    * ``dim``: the vectors' dimension; ``fingerprint``: what determines them (see
+      :func:`fingerprint_digest`); ``max_length``: the token limit of one text.
+    * ``embed_documents`` / ``embed_queries`` / ``embed_query``: float32 arrays in input order;
+      the query instruction goes on queries only; empty texts are an ``InputError`` naming the
+      position. Texts over ``max_length`` tokens are truncated, never silently:
+      ``last_truncated`` says how many of the last call's texts were.
+    * ``counts_tokens``: whether ``count_tokens`` (full counts, special tokens included) and
+      ``split_text`` (token windows for ``on_long='split'``) can work; False only for a remote
+      embedder with neither a local tokenizer nor a tokenize endpoint (they then raise
+      :class:`~bge_vdb.errors.TokenCountUnavailable`, and sync says so in its report).
+    """
 
     @property
     def dim(self) -> int: ...
@@ -96,9 +113,28 @@ class EmbedderLike(Protocol):
     @property
     def fingerprint(self) -> Mapping[str, Any]: ...
 
+    @property
+    def max_length(self) -> int: ...
+
+    @property
+    def counts_tokens(self) -> bool: ...
+
+    @property
+    def last_truncated(self) -> int: ...
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
     def embed_query(self, text: str) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def split_text(self, text: str, *, window: int | None = None, overlap: int = 32) -> list[str]: ...
+
+
+#: The earlier name of :class:`EmbedderProtocol`, kept for code written against it.
+EmbedderLike = EmbedderProtocol
 
 
 # Keys of a fingerprint that change stored vectors. The query instruction does not (it only
