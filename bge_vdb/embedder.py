@@ -27,6 +27,7 @@ from .backends.int8 import calibration_batches
 from .errors import ConfigError, InputError, ModelError
 from .hub import ResolvedModel, check_model_files, read_json, resolve, weights_file, weights_sha256
 from .models import PRESETS, ModelSpec, Pooling, get_preset, recognise_preset, warn_no_instruction
+from .tokens import token_windows, word_continuation
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ class Embedder:
         compile: run the torch model through ``torch.compile`` (opt-in: tens of seconds of
             compilation on first use for a modest gain; see the README's performance section).
     """
+
+    #: It has its tokenizer, so ``count_tokens`` and ``split_text`` always work (protocol).
+    counts_tokens: bool = True
 
     def __init__(self, model: str | os.PathLike[str], *, backend: str = "auto", device: str | None = None,
                  batch_size: int = 32, max_length: int | None = None,
@@ -357,27 +361,7 @@ class Embedder:
         if not 0 <= overlap < window:
             raise ConfigError(f"overlap must be >= 0 and smaller than window ({window}), not {overlap}")
         enc = self._tokenizer.encode(text, add_special_tokens=False)
-        offsets, words, n = enc.offsets, enc.word_ids, len(enc.offsets)
-        if n <= window:
-            return [text]
-
-        def inside_word(i: int) -> bool:  # token i continues the word of token i - 1
-            return 0 < i < n and words[i] is not None and words[i] == words[i - 1]
-
-        pieces, start = [], 0
-        while True:
-            end = min(start + window, n)
-            cut = end
-            while inside_word(cut) and cut - 1 > start:  # never cut a word in two
-                cut -= 1
-            end = cut if not inside_word(cut) else end
-            pieces.append(text[offsets[start][0]:offsets[end - 1][1]])
-            if end == n:
-                return pieces
-            nxt = max(end - overlap, start + 1)
-            while inside_word(nxt) and nxt - 1 > start:
-                nxt -= 1
-            start = nxt
+        return token_windows(text, enc.offsets, word_continuation(enc.word_ids), window, overlap)
 
     # --- embedding ------------------------------------------------------------------------
 
