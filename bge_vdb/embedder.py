@@ -101,6 +101,20 @@ class Embedder:
     #: It has its tokenizer, so ``count_tokens`` and ``split_text`` always work (protocol).
     counts_tokens: bool = True
 
+    def __new__(cls, model: Any = None, **options: Any) -> Any:
+        """``Embedder("tei+http://...")`` / ``Embedder("openai+http://.../v1?model=NAME")``
+        returns a remote embedder (:mod:`bge_vdb.remote`) with the same interface, so a URL goes
+        wherever a model id goes; any other model gives this local Embedder. (As ``Path(...)``
+        gives a ``PosixPath``; the remote classes are not subclasses: they have no weights.)"""
+        if cls is Embedder and isinstance(model, str):
+            from .remote.options import is_remote_url
+
+            if is_remote_url(model):
+                from .remote import remote_embedder
+
+                return remote_embedder(model, **options)
+        return super().__new__(cls)
+
     def __init__(self, model: str | os.PathLike[str], *, backend: str = "auto", device: str | None = None,
                  batch_size: int = 32, max_length: int | None = None,
                  query_instruction: str | None = None, normalize: bool | None = None,
