@@ -131,6 +131,7 @@ class RemoteEmbedder(ProbeMixin, ABC):
         self.runner = RequestRunner(self.concurrency)
         self.last_truncated = 0
         self.truncated_total = 0
+        self._warned_uncounted = False
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -346,7 +347,11 @@ class RemoteEmbedder(ProbeMixin, ABC):
             return np.zeros((0, self.dim), dtype=np.float32)
         texts = [prefix + t for t in items] if prefix else items
         info, lengths, truncated = self.server, None, 0
-        if self.counts_tokens:
+        if not self.counts_tokens and not self._warned_uncounted:
+            self._warned_uncounted = True
+            log.warning("%s; texts over the model's limit are truncated by the server without "
+                        "being counted", self._no_tokens_reason())
+        elif self.counts_tokens:
             limit = self.max_length
             counts = self.count_tokens(texts)
             truncated = sum(1 for c in counts if c > limit)

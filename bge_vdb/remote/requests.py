@@ -39,6 +39,7 @@ class RequestRunner:
         self._lock = threading.Lock()
         self.in_flight = 0  # requests being sent now (for tests and the benchmark)
         self.most_in_flight = 0
+        self.sent = 0  # requests sent, over the embedder's life
 
     def close(self) -> None:
         if self._pool is not None:
@@ -111,6 +112,7 @@ class RequestRunner:
     def _send(self, send: Send, texts: list[str]) -> np.ndarray:
         with self._lock:
             self.in_flight += 1
+            self.sent += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             return send(texts)

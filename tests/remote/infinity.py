@@ -91,7 +91,7 @@ def _die_with_parent() -> None:
 class InfinityServer:
     process: subprocess.Popen[bytes]
     port: int
-    served_name: str
+    served_names: list[str]
     log: Path
     api_key: str | None
 
@@ -99,8 +99,9 @@ class InfinityServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def url(self, **options: str) -> str:
-        query = "&".join(f"{k}={v}" for k, v in {"model": self.served_name, **options}.items())
+    def url(self, name: str | None = None, **options: str) -> str:
+        """``openai+http://127.0.0.1:PORT/v1?model=NAME`` (the first served name by default)."""
+        query = "&".join(f"{k}={v}" for k, v in {"model": name or self.served_names[0], **options}.items())
         return f"openai+{self.base_url}?{query}"
 
     def log_tail(self) -> str:
@@ -121,17 +122,20 @@ class InfinityServer:
         self.process.wait()
 
 
-def start(model_dir: Path, *, served_name: str, port: int | None = None, api_key: str | None = None,
+def start(model_dir: Path, *, served_names: list[str], port: int | None = None, api_key: str | None = None,
           startup_timeout: float = 240.0, venv: Path | None = None, batch_size: int = 32,
           threads: int = 1) -> InfinityServer:
-    """Start Infinity serving ``model_dir`` as ``served_name``; returns once it answers."""
+    """Start Infinity serving ``model_dir`` under each of ``served_names`` (one model instance
+    each); returns once it answers."""
     venv = ensure_venv(venv)
     port = port or _free_port()
     log = Path(tempfile.mkstemp(prefix="bge-vdb-infinity-", suffix=".log")[1])
-    cmd = [str(executable(venv)), "v2", "--model-id", str(model_dir), "--served-model-name", served_name,
-           "--engine", "torch", "--device", "cpu", "--dtype", "float32", "--no-trust-remote-code",
-           "--no-model-warmup", "--no-vector-disk-cache", "--batch-size", str(batch_size),
-           "--host", "127.0.0.1", "--port", str(port), "--url-prefix", "/v1", "--log-level", "warning"]
+    cmd = [str(executable(venv)), "v2"]
+    for name in served_names:  # each option once per model
+        cmd += ["--model-id", str(model_dir), "--served-model-name", name, "--engine", "torch",
+                "--device", "cpu", "--dtype", "float32", "--no-trust-remote-code", "--no-model-warmup",
+                "--no-vector-disk-cache", "--batch-size", str(batch_size)]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--url-prefix", "/v1", "--log-level", "warning"]
     if api_key:
         cmd += ["--api-key", api_key]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0",
@@ -140,7 +144,7 @@ def start(model_dir: Path, *, served_name: str, port: int | None = None, api_key
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    server = InfinityServer(proc, port, served_name, log, api_key)
+    server = InfinityServer(proc, port, list(served_names), log, api_key)
     deadline = time.monotonic() + startup_timeout
     request = urllib.request.Request(f"{server.base_url}/models",
                                      headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
