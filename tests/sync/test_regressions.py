@@ -311,3 +311,35 @@ def test_an_interrupted_mirror_leaves_no_chunk_without_its_marker(n: int, when: 
     short = [Document(f"d{k}", "short again") for k in range(3)]
     assert sync_corpus(col, [*short, keep], **SPLIT).ok
     assert snapshot(col) == clean([*short, keep], **SPLIT)
+
+
+# ------------------------------------------ found beyond the six (model-based test, analysis)
+
+def test_shrunk_by_the_model_based_test_a_crash_in_a_first_split_then_a_rollback() -> None:
+    """The counterexample the state machine shrank to on the old code (a form of defect 2):
+    document 'a' (9 words: two chunks) is synced, the first write lands and the process dies;
+    the source rolls 'a' back to one word. Old code: 'a#1' stayed behind forever."""
+    store = FaultyStore(MemoryStore())
+    col = store.collection("c", embedder=HashEmbedder(dim=8, max_length=10))  # the machine's
+    nine = "alpha zeta alpha δέλτα θ δέλτα zeta alpha zeta"
+    store.crash_on_write(1, "after")
+    with pytest.raises(Crash):
+        sync_corpus(col, [Document("a", nine, {"n": 9, "src": "a"})], **SPLIT)
+    back = Document("a", "alpha", {"n": 1, "src": "a"})
+    assert sync_corpus(col, [back], **SPLIT).ok
+    assert sorted(snapshot(col)) == ["a"]
+
+
+def test_a_refused_delete_fails_only_the_document_it_belongs_to() -> None:
+    """Defect 6 for deletes: two documents shrink in one batch and the database refuses to
+    delete a surplus chunk of one of them; the other one's update must still complete."""
+    store = FaultyStore(MemoryStore())
+    col = store.collection("c", embedder=embedder())
+    long = [Document("d", words(40, "a")), Document("e", words(40, "b"))]
+    assert sync_corpus(col, long, **SPLIT).ok
+    store.refused = {"d#4"}
+    short = [Document("d", words(25, "a")), Document("e", words(25, "b"))]
+    rep = sync_corpus(col, short, **SPLIT)
+    assert [f.id for f in rep.failed] == ["d"] and rep.updated == 1
+    held = snapshot(col)
+    assert {k: v for k, v in held.items() if k.startswith("e")} == clean([short[1]], **SPLIT)
