@@ -6,10 +6,12 @@ Hypothesis profiles (``pytest --hypothesis-profile=NAME``; the default is ``ci``
 
 * ``ci``: derandomized (a fixed seed: every CI run tries the same examples, so a red build is
   reproducible) at the sizes the README states: the model-based tests run 200 examples of up to
-  30 steps on the memory store, 25 on Qdrant local and Milvus Lite.
+  50 steps on the memory store, 50 on Qdrant local and Milvus Lite.
 * ``dev``: the same sizes with fresh random examples on every run.
-* ``long``: random, 50 times the examples, up to 50 steps, for a long local run, e.g.
-  ``pytest tests/model_based --hypothesis-profile=long --timeout=0``.
+* ``long``: random, 50 times the examples, up to 80 steps, for a long local run. Bound it in
+  wall time with ``BGE_VDB_MODEL_MINUTES`` (tests/model_based/budget.py), e.g.
+  ``BGE_VDB_MODEL_MINUTES=30 pytest tests/model_based --hypothesis-profile=long --timeout=0 -s``
+  (the model-based tests share the 30 minutes; ``-s`` shows what each ran).
 """
 
 import os

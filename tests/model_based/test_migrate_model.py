@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from bge_vdb.store import Collection, VectorStore
 from bge_vdb.sync import sync_corpus
 from bge_vdb.sync_hash import carry_to_model, model_digest
 from bge_vdb.types import Document, Record
+from tests.model_based.budget import Budget
 from tests.support.fake_embedder import HashEmbedder
 from tests.support.faults import Crash, FaultyStore
 
@@ -130,13 +131,21 @@ PARAMS = {
 }
 
 
-def test_migrate_model_memory() -> None:
-    @settings(examples(False))
-    @given(**PARAMS)
-    def check(**kw: Any) -> None:
-        check_migration(MemoryStore(), MemoryStore(), atol=0.0, **kw)
+def run(check: Callable[..., None], on_real_engine: bool, budget: Budget, label: str) -> None:
+    """Run ``check`` over generated parameters (the profile's examples, or rounds of them for
+    the budget's time) and print how many examples ran."""
+    ran = itertools.count()
 
-    check()
+    def counted(**kw: Any) -> None:
+        next(ran)
+        check(**kw)
+
+    budget.run(lambda each: settings(each)(given(**PARAMS)(counted))(), examples(on_real_engine))
+    print(f"\nmigrate into {label} ({budget.describe()}): examples {next(ran)}")
+
+
+def test_migrate_model_memory(budget: Budget) -> None:
+    run(lambda **kw: check_migration(MemoryStore(), MemoryStore(), atol=0.0, **kw), False, budget, "memory")
 
 
 @pytest.fixture
@@ -151,16 +160,10 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorSto
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["qdrant-local", "milvus-lite"], indirect=True)
-def test_migrate_model_into_a_real_engine(engine: VectorStore) -> None:
+def test_migrate_model_into_a_real_engine(engine: VectorStore, budget: Budget) -> None:
     # Qdrant re-normalizes cosine vectors on write: an ulp of float32 may move.
     atol = 1e-7 if "qdrant" in type(engine).__name__.lower() else 0.0
-
-    @settings(examples(True))
-    @given(**PARAMS)
-    def check(**kw: Any) -> None:
-        check_migration(MemoryStore(), engine, atol=atol, **kw)
-
-    check()
+    run(lambda **kw: check_migration(MemoryStore(), engine, atol=atol, **kw), True, budget, type(engine).__name__)
 
 
 def test_the_carried_hash_is_what_sync_would_write() -> None:

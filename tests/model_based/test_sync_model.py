@@ -12,6 +12,7 @@ from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from bge_vdb.store import VectorStore
+from tests.model_based.budget import Budget
 from tests.model_based.sync_machine import RayPathMachine, SyncMachine
 
 
@@ -22,23 +23,23 @@ def examples(on_real_engine: bool) -> settings:
     return settings(base, max_examples=max(25, base.max_examples // 4) if on_real_engine else base.max_examples)
 
 
-def run(machine: type[SyncMachine], on_real_engine: bool) -> None:
+def run(machine: type[SyncMachine], on_real_engine: bool, budget: Budget) -> None:
     SyncMachine.seen.clear()
-    run_state_machine_as_test(machine, settings=examples(on_real_engine))
+    budget.run(lambda each: run_state_machine_as_test(machine, settings=each), examples(on_real_engine))
     seen = SyncMachine.seen
-    print(f"\n{machine.__name__}: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
+    print(f"\n{machine.__name__} ({budget.describe()}): " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
     # The faults really happened and were recovered from (not just generated).
     assert seen["syncs crashed"] > 0 and seen["syncs with failures"] > 0
     assert seen["dirty documents resolved by a later run"] > 0 and seen["documents split"] > 0
 
 
-def test_sync_model_memory() -> None:
-    run(SyncMachine, False)
+def test_sync_model_memory(budget: Budget) -> None:
+    run(SyncMachine, False, budget)
 
 
-def test_sync_model_memory_through_the_ray_batch_path() -> None:
+def test_sync_model_memory_through_the_ray_batch_path(budget: Budget) -> None:
     """``sync_dataset``'s workers and driver (``sync_rows`` + ``Driver``), without Ray."""
-    run(RayPathMachine, False)
+    run(RayPathMachine, False, budget)
 
 
 @pytest.fixture
@@ -51,8 +52,8 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorSto
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shared", ["qdrant-local", "milvus-lite"], indirect=True)
-def test_sync_model_real_engine(shared: VectorStore) -> None:
+def test_sync_model_real_engine(shared: VectorStore, budget: Budget) -> None:
     class OnEngine(SyncMachine):
         make_store = staticmethod(lambda: shared)
 
-    run(OnEngine, True)
+    run(OnEngine, True, budget)
