@@ -7,7 +7,8 @@ HTTP 408, 429 and 5xx are :class:`~bge_vdb.errors.TransientError` (with the serv
 (permanent), except refused credentials, which are a :class:`~bge_vdb.errors.ConfigError`.
 
 The secret (a bearer token or API key) lives in one header of the client and nowhere else: it
-is never part of a message, a log line or a ``repr``.
+is never part of a message, a log line or a ``repr``, not even when a server or proxy quotes the
+request's header back in its answer (it is cut out of any text taken from an answer).
 """
 
 from __future__ import annotations
@@ -138,6 +139,13 @@ class ServerClient:
     def post(self, path: str, body: Mapping[str, Any]) -> Any:
         return self._call("POST", path, body)
 
+    def _redacted(self, body: bytes) -> bytes:
+        """A server's answer without the secret, should the server quote the request's header back
+        (cut out before any truncation, so no part of it is left either)."""
+        auth = self._client.headers.get("Authorization")
+        secret = auth.removeprefix("Bearer ").encode() if auth else b""
+        return body.replace(secret, b"[secret removed]") if secret else body
+
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
         where = f"{method} {self.base_url}{path}"
         try:
@@ -168,8 +176,8 @@ class ServerClient:
             except ValueError:
                 raise EmbedderServerError(
                     f"{where} answered HTTP {status} with a body that is not JSON: "
-                    f"{response.content[:120]!r}") from None
-        reason, kind = server_reason(response.content)
+                    f"{self._redacted(response.content)[:120]!r}") from None
+        reason, kind = server_reason(self._redacted(response.content))
         if status in _RETRIED_STATUS:
             raise TransientError(f"{where} answered HTTP {status}: {reason}",
                                  retry_after=retry_after_seconds(response.headers.get("Retry-After")))
