@@ -130,6 +130,11 @@ class ServerUnreachable(TransientError):
     """The server cannot be reached at all (raised after the retry budget is spent)."""
 
 
+class RequestNotImplemented(ConnectorError):
+    """The server does not implement this kind of request (HTTP 501). Permanent, and the same for
+    any part of a batch: :meth:`Collection.upsert` reports the batch failed instead of bisecting it."""
+
+
 @dataclass(frozen=True)
 class FailedRecord:
     """One record that was not written, and why.

@@ -32,6 +32,7 @@ from .errors import (
     MetricMismatch,
     MissingExtra,
     ModelError,
+    RequestNotImplemented,
     TransientError,
     WriteError,
 )
@@ -499,7 +500,8 @@ class Collection:
             except TransientError as exc:
                 return [r for p in (part, *todo) for r in p], exc
             except ConnectorError as exc:
-                if len(part) > 1 and budget >= 2:
+                # A request the server does not implement fails the same for every half.
+                if len(part) > 1 and budget >= 2 and not isinstance(exc, RequestNotImplemented):
                     budget -= 2
                     mid = len(part) // 2
                     todo += [part[mid:], part[:mid]]  # first half first

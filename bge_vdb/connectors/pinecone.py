@@ -47,6 +47,7 @@ from ..errors import (
     ConnectorError,
     FailedRecord,
     InputError,
+    RequestNotImplemented,
     ServerUnreachable,
     TransientError,
     permanent_connection_failure,
@@ -422,7 +423,9 @@ def _map_errors(what: str) -> Iterator[None]:
     except NotFoundError as exc:
         raise CollectionNotFound(f"not found while {what}: {exc}") from exc
     except ApiError as exc:
-        if (exc.status_code >= 500 and exc.status_code != 501) or exc.status_code == 408:  # 501: never served
+        if exc.status_code == 501:  # never served, whatever the request carries
+            raise RequestNotImplemented(f"Pinecone does not implement {what}: {exc}") from exc
+        if exc.status_code >= 500 or exc.status_code == 408:
             raise TransientError(f"Pinecone server error while {what}: {exc}",
                                  retry_after=_retry_after(exc)) from exc
         raise ConnectorError(f"Pinecone refused {what}: {exc}") from exc

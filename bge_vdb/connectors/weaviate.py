@@ -60,6 +60,7 @@ from ..errors import (
     ConnectorError,
     FailedRecord,
     InputError,
+    RequestNotImplemented,
     ServerUnreachable,
     TransientError,
     UnsupportedFilter,
@@ -129,7 +130,9 @@ def _map_errors(what: str, retry_after: list[float | None] | None = None) -> Ite
             raise ConnectorError(f"Weaviate {what}: {permanent}") from None
         raise TransientError(f"Weaviate {what}: {exc}") from None
     except UnexpectedStatusCodeError as exc:
-        if exc.status_code == 429 or (exc.status_code >= 500 and exc.status_code != 501):  # 501: never served
+        if exc.status_code == 501:  # never served, whatever the request carries
+            raise RequestNotImplemented(f"Weaviate {what}: HTTP 501 {exc.message}") from None
+        if exc.status_code == 429 or exc.status_code >= 500:
             hint = retry_after[0] if retry_after else None
             raise TransientError(f"Weaviate {what}: HTTP {exc.status_code}", retry_after=hint) from None
         raise ConnectorError(f"Weaviate {what}: {exc.message}") from None
