@@ -34,7 +34,8 @@ ATTEMPTS = 4
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusStandalone]:
-    with running_server(tmp_path_factory.mktemp("milvus-faults")) as srv:
+    # A 5 s session TTL: each restart waits out the dead process's etcd sessions.
+    with running_server(tmp_path_factory.mktemp("milvus-faults"), {"common.session.ttl": 5}) as srv:
         yield srv
 
 
