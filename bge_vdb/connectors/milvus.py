@@ -65,6 +65,12 @@ _TRANSIENT_GRPC = {
     grpc.StatusCode.ABORTED,
 }
 _CONNECT_FAILED, _RATE_LIMIT, _COLLECTION_NOT_FOUND = 2, 8, 100
+# What a Milvus server answers while one of its own services is down (it is shutting down or
+# starting up): the proxy still answers, with code 65535 "unexpected error", not marked
+# retriable, e.g. "empty grpc client: failed to connect 127.0.0.1:PORT ... connection refused"
+# from Milvus 2.3.5 during a graceful stop. The request was not refused: it succeeds once the
+# server is whole again, so it is ServerUnreachable (retried), never a refusal of the records.
+_SERVER_PART_DOWN = ("empty grpc client", "find no available", "service not ready")
 _METRICS = {"COSINE": Distance.COSINE, "IP": Distance.DOT, "L2": Distance.EUCLID}
 
 
@@ -88,6 +94,9 @@ def _map_errors(what: str, secret: str | None = None) -> Iterator[None]:
         code = exc.code
         if code in (_CONNECT_FAILED, grpc.StatusCode.UNAVAILABLE):
             raise ServerUnreachable(f"cannot reach the Milvus server: {msg}") from None
+        if any(part in str(exc.message).lower() for part in _SERVER_PART_DOWN):
+            raise ServerUnreachable(f"cannot reach the Milvus server's services (it is starting "
+                                    f"up or shutting down?): {msg}") from None
         # `retriable` exists from pymilvus 3.0.1 on; older versions say it by the code alone.
         if code in _TRANSIENT_GRPC or code == _RATE_LIMIT or getattr(exc, "retriable", False):
             raise TransientError(msg) from None

@@ -182,6 +182,11 @@ _HAS_RETRIABLE = "retriable" in inspect.signature(MilvusException).parameters
         (MilvusException(grpc.StatusCode.UNAVAILABLE, "Retry timeout"), ServerUnreachable),
         (MilvusException(2, "Fail connecting to server"), ServerUnreachable),
         (MilvusException(8, "rate limit exceeded"), TransientError),
+        # Milvus 2.3.5 while it shuts down: the proxy answers, its coordinators are gone.
+        (MilvusException(65535, "empty grpc client: failed to connect 127.0.0.1:5, reason: "
+                                "connection error"), ServerUnreachable),
+        (MilvusException(65535, "empty grpc client: find no available rootcoord, check rootcoord "
+                                "state"), ServerUnreachable),
         pytest.param(
             *((MilvusException(65535, "busy", retriable=True), TransientError) if _HAS_RETRIABLE else (None, None)),
             marks=pytest.mark.skipif(not _HAS_RETRIABLE, reason="pymilvus < 3.0.1 has no retriable flag"),
@@ -311,3 +316,4 @@ def test_close_releases_the_lite_file_for_another_process(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "1"
+
