@@ -359,19 +359,22 @@ class MilvusStore(VectorStore):
                               json.loads(raw_fp) if raw_fp else None)
 
     def create_collection(self, spec: CollectionSpec) -> None:
-        if self._do("has_collection", "has_collection", spec.name):
-            return
-        schema = new_schema(spec.dim, nullable=self.server().nullable_fields)
-        index = self._client.prepare_index_params()
-        index.add_index("vector", index_type=self._index.index_type, metric_type="COSINE",
-                        params=self._index.build_params())
-        properties = {FINGERPRINT_KEY: json.dumps(spec.fingerprint)} if spec.fingerprint else {}
+        """Create, index and load, in three requests; each step is skipped when already done,
+        so a retry after a timeout (the server may have finished the request the client gave
+        up on) completes the collection instead of leaving it without an index."""
         what = f"create collection {spec.name!r}"
-        self._do(what, "create_collection", spec.name, schema=schema, consistency_level="Strong",
-                 properties=properties)
-        # Not create_collection(index_params=...): it polls the index state with a fixed 0.5 s
-        # sleep. The index of an empty collection is ready at once; load waits for it anyway.
-        self._do(what, "create_index", spec.name, index, sync=False)
+        if not self._do("has_collection", "has_collection", spec.name):
+            schema = new_schema(spec.dim, nullable=self.server().nullable_fields)
+            properties = {FINGERPRINT_KEY: json.dumps(spec.fingerprint)} if spec.fingerprint else {}
+            self._do(what, "create_collection", spec.name, schema=schema, consistency_level="Strong",
+                     properties=properties)
+        if not self._do(what, "list_indexes", spec.name):
+            index = self._client.prepare_index_params()
+            index.add_index("vector", index_type=self._index.index_type, metric_type="COSINE",
+                            params=self._index.build_params())
+            # Not create_collection(index_params=...): it polls the index state with a fixed
+            # 0.5 s sleep. The index of an empty collection is ready at once; load waits for it.
+            self._do(what, "create_index", spec.name, index, sync=False)
         self._do(what, "load_collection", spec.name)
         self._layouts.pop(spec.name, None)
 

@@ -317,3 +317,24 @@ def test_close_releases_the_lite_file_for_another_process(tmp_path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "1"
 
+
+def test_a_create_retried_after_a_lost_answer_completes_the_collection(
+    store: MilvusStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server made the collection but the client timed out waiting for the answer (seen on
+    a busy server): the retry finds the collection there and must still index and load it."""
+    real_create = store._client.create_collection
+    lost: list[str] = []
+
+    def create_then_lose_the_answer(name: str, *args: Any, **kwargs: Any) -> None:
+        real_create(name, *args, **kwargs)
+        if not lost:
+            lost.append(name)
+            raise _RpcError(grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    monkeypatch.setattr(store._client, "create_collection", create_then_lose_the_answer)
+    store.retry_policy = RetryPolicy(attempts=3, sleep=lambda _: None)
+    col = store.collection("late", dim=4)
+    assert lost == ["late"]
+    col.upsert([Record("a", [1, 0, 0, 0], "t"), Record("b", [0, 1, 0, 0], "u")])
+    assert [h.id for h in col.search([1, 0, 0, 0], k=1)] == ["a"] and col.count() == 2
