@@ -106,7 +106,9 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
-                 precision: str = "auto", compile: bool = False, cls_only: bool = False) -> None:
+                 precision: str = "auto", compile: bool = False, cls_only: bool = False,
+                 packed: bool = True) -> None:
+        # packed=False keeps transformers' own forward on the CPU too (benchmarks compare them).
         try:
             import torch
             import transformers  # noqa: F401  (imported here so a missing one names the extra)
@@ -130,8 +132,18 @@ class TorchBackend(Backend):
         except Exception as exc:  # transformers raises OSError/ValueError/...: one clear message
             raise ModelError(f"cannot load the model in {path} with transformers: {exc}") from exc
         self.model: Any = model.eval().to(self.device)
+        self.packed = False
+        if packed and self.device == "cpu" and not compile:
+            # The CPU forward of packed_bert.py (README, performance); None for models it
+            # does not run exactly, which stay with transformers.
+            from .packed_bert import build_packed_bert
+
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            fast = build_packed_bert(self.model, dtype=dtype, cls_only=cls_only)
+            if fast is not None:
+                self.model, self.packed = fast, True  # transformers' copy of the weights is freed
         # CLS pooling reads position 0 only, so the last layer need not compute the others.
-        self.cls_only = cls_only and install_cls_only_last_layer(self.model)
+        self.cls_only = cls_only and (self.packed or install_cls_only_last_layer(self.model))
         self.compiled = compile
         if compile:
             # Opt-in: 15-30 s of compilation on a 2-core CPU for a measured 1.1-1.25x (README).
@@ -142,6 +154,7 @@ class TorchBackend(Backend):
 
     def describe(self) -> str:
         return (f"torch/{self.device}/{self.precision}" + ("/compiled" if self.compiled else "")
+                + (f"/{self.model.describe()}" if self.packed else "")
                 + ("/cls-only-last-layer" if self.cls_only else ""))
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -158,6 +171,10 @@ class TorchBackend(Backend):
             "attention_mask": torch.from_numpy(batch.attention_mask).to(self.device),
             "token_type_ids": torch.from_numpy(batch.token_type_ids).to(self.device),
         }
+        if self.packed:  # bf16 where it pays is decided inside; no autocast around it
+            with run_threads(self.threads), torch.inference_mode():
+                out = self.model(**inputs)
+            return out.numpy()
         with run_threads(self.threads), torch.inference_mode(), self.autocast():
             out = self.model(**inputs).last_hidden_state
         result: np.ndarray = out.float().cpu().numpy()
@@ -195,7 +212,9 @@ def install_cls_only_last_layer(model: Any) -> bool:
         return False
 
     # What the whole layer returns (tensor or tuple) and the CLS vectors it leads to.
-    probe = _probe_batch(config, next(model.parameters()).device)
+    from .packed_bert import probe_batch
+
+    probe = probe_batch(config, next(model.parameters()).device)
     seen: dict[str, bool] = {}
 
     def note_form(_module: Any, _args: Any, out: Any) -> None:  # returns None: output unchanged
@@ -224,17 +243,6 @@ def install_cls_only_last_layer(model: Any) -> bool:
         log.info("CLS-only last layer not used with transformers %s (%s): running the whole layer",
                  _transformers_version(), why)
     return same
-
-
-def _probe_batch(config: Any, device: Any) -> dict[str, Any]:
-    """Two rows of 6 tokens, the second padded after 4: the mask path is exercised."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, config.vocab_size, (2, 6), generator=generator)
-    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device),
-            "token_type_ids": torch.zeros_like(ids).to(device)}
 
 
 def _transformers_version() -> str:
