@@ -159,6 +159,10 @@ def serve(key: str, model_dir: str, threads: int) -> int:
     out = sys.stdout
     sys.stdout = sys.stderr  # libraries' prints must not corrupt the protocol
     fn = make_path(key, Path(model_dir), threads) if key != "ceiling" else None
+    if fn is not None:
+        fn(["hello world"], CANDIDATES[knob_of(key)][2])  # ready: loaded and one text embedded
+    out.write(json.dumps({"ready": True}) + "\n")
+    out.flush()
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["cmd"] == "ceiling":
