@@ -73,15 +73,21 @@ class _Linear:
 
 
 class _Layer:
-    def __init__(self, layer: Any, dtype: torch.dtype, onednn: bool) -> None:
+    def __init__(self, layer: Any, dtype: torch.dtype, onednn: bool, *, cls_only: bool = False) -> None:
         sa, so = layer.attention.self, layer.attention.output
         qkv_w = torch.cat([sa.query.weight, sa.key.weight, sa.value.weight])
         qkv_b = torch.cat([sa.query.bias, sa.key.bias, sa.value.bias])
         hidden = sa.query.weight.shape[0]
-        self.qkv = _Linear(qkv_w, qkv_b, dtype, onednn=onednn)
-        # The CLS-only last layer projects one query per input: Q alone, K and V together.
-        self.q = _Linear(sa.query.weight, sa.query.bias, dtype, onednn=onednn, rows_hint=64)
-        self.kv = _Linear(qkv_w[hidden:], qkv_b[hidden:], dtype, onednn=onednn)
+        # A layer computing every position projects Q, K and V at once; the CLS-only last layer
+        # projects one query per input: Q alone, K and V together. Only one form is kept.
+        self.qkv: _Linear | None = None
+        self.q: _Linear | None = None
+        self.kv: _Linear | None = None
+        if cls_only:
+            self.q = _Linear(sa.query.weight, sa.query.bias, dtype, onednn=onednn, rows_hint=64)
+            self.kv = _Linear(qkv_w[hidden:], qkv_b[hidden:], dtype, onednn=onednn)
+        else:
+            self.qkv = _Linear(qkv_w, qkv_b, dtype, onednn=onednn)
         self.out = _Linear(so.dense.weight, so.dense.bias, dtype, onednn=onednn)
         self.ln1 = (so.LayerNorm.weight.detach(), so.LayerNorm.bias.detach(), so.LayerNorm.eps)
         self.ffn1 = _Linear(layer.intermediate.dense.weight, layer.intermediate.dense.bias, dtype,
@@ -112,7 +118,9 @@ class PackedBert(torch.nn.Module):
         self.position = emb.position_embeddings.weight.detach()
         self.token_type = emb.token_type_embeddings.weight.detach()
         self.ln0 = (emb.LayerNorm.weight.detach(), emb.LayerNorm.bias.detach(), emb.LayerNorm.eps)
-        self.layers = [_Layer(layer, dtype, self.onednn) for layer in model.encoder.layer]
+        last = len(model.encoder.layer) - 1
+        self.layers = [_Layer(layer, dtype, self.onednn, cls_only=cls_only and i == last)
+                       for i, layer in enumerate(model.encoder.layer)]
 
     def describe(self) -> str:
         return "packed" + ("/onednn" if self.onednn else "")
@@ -144,10 +152,10 @@ class PackedBert(torch.nn.Module):
         if self.cls_only:
             lengths = mask.sum(1)
             starts = torch.cumsum(lengths, 0) - lengths if pack else torch.arange(batch) * length
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        for layer in self.layers:
             x = h.to(dt)
-            if i == last and starts is not None:
+            if layer.qkv is None:  # the CLS-only last layer
+                assert layer.q is not None and layer.kv is not None and starts is not None
                 kv = self._unpack(layer.kv(x), index, gaps, batch * length)
                 k, v = kv.view(batch, length, 2, heads, size).permute(2, 0, 3, 1, 4)
                 h = h[starts]
