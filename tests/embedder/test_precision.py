@@ -42,16 +42,16 @@ def _sentence_transformers_vectors(path: Path, docs: list[str], queries: list[st
             np.asarray(model.encode(queries, normalize_embeddings=True)))
 
 
-# (variant, least mean cosine, least overlap@10)
-VARIANTS = [({"backend": "torch", "precision": "fp32"}, 0.99999, 1.0),
-            ({"backend": "torch", "precision": "bf16"}, 0.9999, 0.99),
+# (variant, least mean cosine, least overlap@10). torch fp32 is not here: test_parity.py holds
+# it to sentence-transformers within 1e-5 per component, a far tighter bound.
+VARIANTS = [({"backend": "torch", "precision": "bf16"}, 0.9999, 0.99),
             ({"backend": "torch", "precision": "bf16", "compile": True}, 0.9999, 0.99),
             ({"backend": "onnx"}, 0.9999, 0.99),
             ({"backend": "onnx", "precision": "int8"}, 0.999, 0.97)]
 
 
 @pytest.mark.parametrize(("variant", "min_cosine", "min_overlap"), VARIANTS,
-                         ids=["torch-fp32", "torch-bf16", "torch-bf16-compiled", "onnx-fp32", "onnx-int8"])
+                         ids=["torch-bf16", "torch-bf16-compiled", "onnx-fp32", "onnx-int8"])
 @pytest.mark.parametrize("layout", ["own_mean", "as_bge_cls"])
 def test_precision_keeps_accuracy(variant: dict[str, str], min_cosine: float, min_overlap: float, layout: str,
                                   corpus: tuple[list[str], list[str]], minilm_dir: Path,
