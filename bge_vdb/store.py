@@ -190,6 +190,8 @@ class VectorStore(ABC):
             spec = CollectionSpec(name=name, dim=dim, distance=Distance.COSINE, fingerprint=fp)
             call_with_retry(self.create_collection, spec, policy=self.retry_policy)
             return Collection(self, spec, embedder)
+        if embedder is not None:
+            _probe_vectors(self, spec, embedder)
         check_spec(spec, dim=dim, embedder=embedder, check_fingerprint=check_fingerprint)
         if spec.dim == 0:  # a database that keeps no dimension, on an empty collection (Weaviate)
             if dim is None:
@@ -248,6 +250,19 @@ def check_spec(
             f"not by {describe_fingerprint(embedder.fingerprint)}; vectors of different models "
             f"are not comparable. Re-embed into a new collection, or pass check_fingerprint=False."
         )
+
+
+def _probe_vectors(store: VectorStore, spec: CollectionSpec, embedder: EmbedderLike) -> None:
+    """A remote embedder cannot name its weights by hash, so its fingerprint differs from the
+    one a local Embedder of the same model recorded; it may prove it makes the vectors stored by
+    re-embedding a few stored texts (``adopt_fingerprint``, see bge_vdb/remote/fingerprint.py),
+    and then carries the recorded identity. Other embedders have no such method."""
+    adopt = getattr(embedder, "adopt_fingerprint", None)
+    if adopt is None or not spec.fingerprint or (
+            fingerprint_digest(spec.fingerprint) == fingerprint_digest(embedder.fingerprint)):
+        return
+    page, _ = call_with_retry(store.scroll_page, spec.name, None, 16, None, True, policy=store.retry_policy)
+    adopt(spec.fingerprint, page)
 
 
 def describe_fingerprint(fp: Mapping[str, Any]) -> str:
