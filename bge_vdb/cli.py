@@ -32,6 +32,7 @@ from .errors import (
     JobInterrupted,
     ModelError,
 )
+from .types import EmbedderProtocol
 
 #: Errors of configuration, not of the job: exit status 2 (the parser's own status for bad usage).
 CONFIG_ERRORS = (ConfigError, InputError, ModelError, CollectionError)
@@ -39,9 +40,10 @@ CONFIG_ERRORS = (ConfigError, InputError, ModelError, CollectionError)
 
 # --- sync commands (sync, search, info) ---------------------------------------------------
 
-def _open_embedder(model: str, backend: str, precision: str = "auto") -> Any:
+def _open_embedder(model: str, backend: str, precision: str = "auto") -> EmbedderProtocol:
     """An Embedder whose model is found and whose files are checked; its weights load on first
-    use (a re-sync with nothing to embed never loads them)."""
+    use (a re-sync with nothing to embed never loads them). A tei+/openai+ URL gives a remote
+    embedder, whose options are checked without contacting the server."""
     from .embedder import Embedder
 
     try:
@@ -64,7 +66,8 @@ def _add_sync(sub: Any) -> None:
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("--to", required=True, metavar="URL", help="store, e.g. qdrant://./qdrant_data")
     p.add_argument("--collection", required=True, metavar="NAME")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"preset id or local directory ({DEFAULT_MODEL})")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"preset id, local directory, or a server's "
+                   f"tei+http(s)://... / openai+http(s)://.../v1?model=NAME URL ({DEFAULT_MODEL})")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
     add_precision(p)
     p.add_argument("--mirror", action="store_true", help="delete records whose document is not in SOURCE")
@@ -121,7 +124,7 @@ def _add_sync(sub: Any) -> None:
 
 
 @contextlib.contextmanager
-def _sync_target(url: str, name: str, embedder: Any, dry_run: bool) -> Iterator[Any]:
+def _sync_target(url: str, name: str, embedder: EmbedderProtocol, dry_run: bool) -> Iterator[Any]:
     """The collection to sync into. A dry run creates nothing: it plans against the collection
     when it exists, else against an empty stand-in (everything would be added)."""
     from .connectors.memory import MemoryStore
@@ -223,7 +226,7 @@ def _add_search(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _open_for_search(store: Any, name: str, embedder: Any) -> Any:
+def _open_for_search(store: Any, name: str, embedder: EmbedderProtocol) -> Any:
     from .errors import FingerprintMismatch
     from .store import describe_fingerprint
 

@@ -38,7 +38,8 @@ def _add_models(sub: Any) -> None:
 
 def _add_embed(sub: Any) -> None:
     p = sub.add_parser("embed", help="embed a few texts and print the vectors' shape (smoke test)")
-    p.add_argument("model", help="preset id, Hugging Face id or local model directory")
+    p.add_argument("model", help="preset id, Hugging Face id, local model directory, or a server's "
+                   "tei+http(s)://... / openai+http(s)://.../v1?model=NAME URL")
     p.add_argument("texts", nargs="+", metavar="TEXT")
     p.add_argument("--query", action="store_true", help="embed as queries (adds the instruction)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
@@ -49,8 +50,10 @@ def _add_embed(sub: Any) -> None:
 
         emb = Embedder(args.model, backend=args.backend, precision=args.precision)
         vecs = emb.embed_queries(args.texts) if args.query else emb.embed_documents(args.texts)
-        print(f"model {emb.fingerprint['model']} ({emb.backend.describe()}): "
-              f"{emb.layout.pooling} pooling, normalize={emb.layout.normalize}, max {emb.max_length} tokens")
+        fp = emb.fingerprint  # local or remote (a tei+/openai+ URL): what determines the vectors
+        where = emb.backend.describe() if isinstance(emb, Embedder) else f"served by {emb.url}"
+        print(f"model {fp['model']} ({where}): "
+              f"{fp['pooling']} pooling, normalize={fp['normalize']}, max {emb.max_length} tokens")
         if args.query:
             print(f"query instruction: {emb.query_instruction!r}")
         print(f"shape {vecs.shape} {vecs.dtype}")

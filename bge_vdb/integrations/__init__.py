@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..retry import call_with_retry
 from ..store import Collection, VectorStore, connect
-from ..types import EmbedderLike
+from ..types import EmbedderProtocol
 
 _LAZY = {
     "BGEEmbeddings": "bge_vdb.integrations.langchain",
@@ -41,8 +41,10 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def resolve_embedder(model: str | None, embedder: EmbedderLike | None, options: Mapping[str, Any]) -> Any:
-    """The ``bge_vdb.Embedder`` to wrap: the one given, or a new one for ``model``."""
+def resolve_embedder(model: str | None, embedder: EmbedderProtocol | None,
+                     options: Mapping[str, Any]) -> EmbedderProtocol:
+    """The embedder to wrap: the one given, or a new one for ``model`` (a preset id, a directory,
+    or a ``tei+``/``openai+`` URL, which gives a remote embedder)."""
     if embedder is not None:
         if model is not None or options:
             raise ConfigError("pass either embedder=... or model=... (with Embedder options), not both")
@@ -50,7 +52,8 @@ def resolve_embedder(model: str | None, embedder: EmbedderLike | None, options: 
     from ..embedder import Embedder  # imported on use: it pulls in tokenizers and a backend
     from ..models import DEFAULT_MODEL
 
-    return Embedder(model or DEFAULT_MODEL, **options)
+    made: EmbedderProtocol = Embedder(model or DEFAULT_MODEL, **options)
+    return made
 
 
 class LazyCollection:
@@ -62,7 +65,7 @@ class LazyCollection:
     fingerprint is stored and a collection written by another model is refused.
     """
 
-    def __init__(self, store: VectorStore | str, name: str, embedder: EmbedderLike | None = None,
+    def __init__(self, store: VectorStore | str, name: str, embedder: EmbedderProtocol | None = None,
                  *, check_fingerprint: bool = True) -> None:
         self.store = connect(store) if isinstance(store, str) else store
         if not isinstance(self.store, VectorStore):

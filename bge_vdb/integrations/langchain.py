@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError, MissingExtra
 from ..store import VectorStore as BgeStore
-from ..types import EmbedderLike, Hit, Record
+from ..types import EmbedderProtocol, Hit, Record
 from . import LazyCollection, resolve_embedder
 
 try:
@@ -40,7 +40,7 @@ class BGEEmbeddings(Embeddings):
     a worker thread so the event loop keeps serving other tasks.
     """
 
-    def __init__(self, model: str | None = None, *, embedder: EmbedderLike | None = None,
+    def __init__(self, model: str | None = None, *, embedder: EmbedderProtocol | None = None,
                  **embedder_options: Any) -> None:
         self.embedder = resolve_embedder(model, embedder, embedder_options)
 

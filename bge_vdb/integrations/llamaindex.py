@@ -18,7 +18,7 @@ from .. import filters as flt
 from ..errors import InputError, MissingExtra, UnsupportedFilter
 from ..store import VectorStore as BgeStore
 from ..store import check_vector
-from ..types import EmbedderLike, Record
+from ..types import EmbedderProtocol, Record
 from . import LazyCollection, resolve_embedder
 
 try:
@@ -50,9 +50,9 @@ class BGEEmbedding(BaseEmbedding):
     batches go to the Embedder whole (it sorts by length); async calls run in a worker thread.
     """
 
-    _embedder: Any = PrivateAttr()
+    _embedder: EmbedderProtocol = PrivateAttr()
 
-    def __init__(self, model: str | None = None, *, embedder: EmbedderLike | None = None,
+    def __init__(self, model: str | None = None, *, embedder: EmbedderProtocol | None = None,
                  embed_batch_size: int = 64, **embedder_options: Any) -> None:
         resolved = resolve_embedder(model, embedder, embedder_options)
         name = model or getattr(resolved, "model", None) or getattr(resolved, "name", None)
@@ -64,7 +64,7 @@ class BGEEmbedding(BaseEmbedding):
         return "BGEEmbedding"
 
     @property
-    def embedder(self) -> Any:
+    def embedder(self) -> EmbedderProtocol:
         return self._embedder
 
     def _get_query_embedding(self, query: str) -> Embedding:
