@@ -37,9 +37,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, DimensionMismatch, FailedRecord, MissingExtra
 from .readers import _row_to_doc
+from .remote.options import is_remote_url
 from .store import Collection, connect, describe_fingerprint
 from .sync import SyncReport, SyncSession, check_options
-from .types import fingerprint_digest
+from .types import EmbedderProtocol, fingerprint_digest
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -64,15 +65,16 @@ def _import_ray() -> Any:
 class EmbedderSpec:
     """How a worker builds its embedder: picklable, so it travels to every actor.
 
-    ``model`` is what :class:`~bge_vdb.embedder.Embedder` takes (preset id or local directory;
-    the directory must exist on every node) with ``options`` as its keyword arguments, or a
-    zero-argument callable returning any embedder (a picklable top-level function or class).
+    ``model`` is what :class:`~bge_vdb.embedder.Embedder` takes (preset id or local directory,
+    which must exist on every node, or a ``tei+``/``openai+`` URL every node can reach) with
+    ``options`` as its keyword arguments, or a zero-argument callable returning any embedder (a
+    picklable top-level function or class).
     """
 
-    model: str | Callable[[], Any]
+    model: str | Callable[[], EmbedderProtocol]
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold an API key
 
-    def build(self) -> Any:
+    def build(self) -> EmbedderProtocol:
         if callable(self.model):
             return self.model()
         from .embedder import Embedder
@@ -131,7 +133,7 @@ class BatchResult:
     shapes: list[tuple[str, int]]
 
 
-def sync_rows(col: Collection, embedder: Any, rows: list[dict[str, Any]], cfg: _WorkerConfig,
+def sync_rows(col: Collection, embedder: EmbedderProtocol, rows: list[dict[str, Any]], cfg: _WorkerConfig,
               tag: str = "batch") -> BatchResult:
     """Sync one batch of dataset rows into ``col``: what a worker actor does per call.
 
@@ -183,7 +185,7 @@ class Driver:
     ids across batches, then (after every batch succeeded) runs mirror deletion and stores the
     model fingerprint, through one :class:`~bge_vdb.sync.SyncSession` over the collection."""
 
-    def __init__(self, col: Collection, embedder: Any, report: SyncReport, *, on_long: str,
+    def __init__(self, col: Collection, embedder: EmbedderProtocol, report: SyncReport, *, on_long: str,
                  window: int | None, overlap: int, dry_run: bool) -> None:
         self.col = col
         self.embedder = embedder
@@ -229,7 +231,7 @@ def sync_dataset(
     *,
     store_url: str,
     collection: str,
-    model: str | os.PathLike[str] | Callable[[], Any],
+    model: str | os.PathLike[str] | Callable[[], EmbedderProtocol],
     num_workers: int = 2,
     batch_size: int = 256,
     mirror: bool = False,
@@ -259,7 +261,7 @@ def sync_dataset(
             per-record failure).
         store_url: a store every worker can open at the same time (e.g. a Milvus server; not
             Qdrant local mode, which allows one client per path).
-        model: preset id or local model directory (``embedder_options`` go to
+        model: preset id, local model directory or remote embedder URL (``embedder_options`` go to
             :class:`~bge_vdb.embedder.Embedder`), or a picklable zero-argument embedder factory.
         num_workers: actors, each holding one embedder and one store connection.
         batch_size: rows per fetch/embed/write step of a worker.
@@ -280,8 +282,8 @@ def sync_dataset(
     if not isinstance(dataset, ray.data.Dataset):
         raise ConfigError(f"sync_dataset takes a ray.data.Dataset, got {type(dataset).__name__}")
     options = dict(embedder_options or {})
-    if not callable(model):  # a worker's torch threads match the CPUs it reserved, not the node's
-        options.setdefault("threads", max(1, int(num_cpus)))
+    if not callable(model) and not is_remote_url(model):  # a server has no local threads
+        options.setdefault("threads", max(1, int(num_cpus)))  # the CPUs reserved, not the node's
     spec = EmbedderSpec(model if callable(model) else os.fspath(model), options)
     emb = spec.build()  # on the driver: dimension and fingerprint only (weights load lazily)
     started = time.perf_counter()
