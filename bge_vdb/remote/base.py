@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..embedder import _check_text, _check_texts
+from ..embedder import DEFAULT_TOKEN_BUDGET, _check_text, _check_texts
 from ..errors import ConfigError, EmbedderServerError, ModelError, TokenCountUnavailable
 from ..models import PRESETS, ModelSpec, get_preset, warn_no_instruction
 from ..retry import DEFAULT_POLICY, RetryPolicy
@@ -35,6 +35,7 @@ from .tokenizer import ServerTokens, TokenSource, find_local_tokenizer
 
 log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 4
+DEFAULT_BATCH_SIZE = 32
 _DIM_PROBE = "bge-vdb dimension probe"
 
 
@@ -64,7 +65,9 @@ class RemoteEmbedder(ProbeMixin, ABC):
             tokenizer.json, for token counts and splitting without asking the server.
         query_instruction: prefix for queries (default: the preset's, else none).
         concurrency: requests in flight at once (default 4).
-        batch_size: most texts per request (default: the server's limit, else 32).
+        batch_size: most texts per request (default 32, never over the server's limit); with token
+            counts, a request also holds at most the server's max_batch_tokens (TEI), else 8192
+            padded tokens.
         max_length: the model's token limit, when the server does not say it.
         timeout: seconds to connect and for each answer (default 60).
         normalize: L2-normalize the vectors (default True, as BGE needs).
@@ -358,7 +361,8 @@ class RemoteEmbedder(ProbeMixin, ABC):
             lengths = [min(c, limit) for c in counts]
         self.client.reset()
         rows = self.runner.embed(texts, self._checked_request, batch_size=self._batch_size(info),
-                                 batch_tokens=info.max_batch_tokens, lengths=lengths)
+                                 batch_tokens=info.max_batch_tokens or DEFAULT_TOKEN_BUDGET,
+                                 lengths=lengths)
         out = np.stack(rows).astype(np.float32, copy=False)
         self.truncated_total += truncated
         self.last_truncated = truncated
@@ -369,8 +373,10 @@ class RemoteEmbedder(ProbeMixin, ABC):
         return out
 
     def _batch_size(self, info: ServerInfo) -> int:
-        limit = info.max_batch or 32
-        return min(self._batch_size_arg, limit) if self._batch_size_arg else limit
+        """Texts per request: ``batch_size``, else 32 (TEI's default client limit; small requests
+        keep several in flight and a slow one under the timeout), never over the server's."""
+        wanted = self._batch_size_arg or DEFAULT_BATCH_SIZE
+        return min(wanted, info.max_batch) if info.max_batch else wanted
 
     def _checked_request(self, texts: list[str]) -> np.ndarray:
         vectors = np.asarray(self._request(texts), dtype=np.float32)
