@@ -186,8 +186,9 @@ class RemoteEmbedder(ProbeMixin, ABC):
         """Ask the server what it serves (and check it serves ``self.model``)."""
 
     @abstractmethod
-    def _request(self, texts: list[str]) -> np.ndarray:
-        """Embed one request's texts (already within the server's limits): (n, dim) floats."""
+    def _request(self, texts: list[str], stop: threading.Event) -> np.ndarray:
+        """Embed one request's texts (already within the server's limits): (n, dim) floats.
+        ``stop`` goes to :meth:`ServerClient.post`: set, the request is not sent (again)."""
 
     def _tokenize(self, texts: list[str], special: bool) -> list[list[tuple[int, int] | None]]:
         raise TokenCountUnavailable(f"{self.url} has no tokenize endpoint")  # pragma: no cover
@@ -359,7 +360,6 @@ class RemoteEmbedder(ProbeMixin, ABC):
             counts = self.count_tokens(texts)
             truncated = sum(1 for c in counts if c > limit)
             lengths = [min(c, limit) for c in counts]
-        self.client.reset()
         rows = self.runner.embed(texts, self._checked_request, batch_size=self._batch_size(info),
                                  batch_tokens=info.max_batch_tokens or DEFAULT_TOKEN_BUDGET,
                                  lengths=lengths)
@@ -378,8 +378,8 @@ class RemoteEmbedder(ProbeMixin, ABC):
         wanted = self._batch_size_arg or DEFAULT_BATCH_SIZE
         return min(wanted, info.max_batch) if info.max_batch else wanted
 
-    def _checked_request(self, texts: list[str]) -> np.ndarray:
-        vectors = np.asarray(self._request(texts), dtype=np.float32)
+    def _checked_request(self, texts: list[str], stop: threading.Event) -> np.ndarray:
+        vectors = np.asarray(self._request(texts, stop), dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(texts):
             raise EmbedderServerError(f"{self.url} returned an array of shape {vectors.shape} for "
                                       f"{len(texts)} texts")

@@ -9,16 +9,22 @@ HTTP 408, 429 and 5xx are :class:`~bge_vdb.errors.TransientError` (with the serv
 The secret (a bearer token or API key) lives in one header of the client and nowhere else: it
 is never part of a message, a log line or a ``repr``, not even when a server or proxy quotes the
 request's header back in its answer (it is cut out of any text taken from an answer).
+
+One embed call sends several requests at once (:mod:`.requests`); when one of them fails for
+good, the call's ``stop`` event is set and its sibling requests are not sent again (they raise
+:class:`RequestAbandoned`, never what the caller sees: the caller gets the failure that stopped
+the call).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import (
@@ -48,6 +54,13 @@ class RequestRefused(EmbedderServerError):
         self.status = status
         self.reason = reason
         self.kind = kind
+
+
+class RequestAbandoned(EmbedderUnavailable):
+    """A request not sent (again) because another request of the same embed call failed first.
+
+    Never the error an embed call raises: the runner raises the failure that set ``stop``.
+    """
 
 
 def server_reason(body: bytes) -> tuple[str, str | None]:
@@ -90,6 +103,16 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _sleep_unless(stop: threading.Event) -> Callable[[float], None]:
+    """A retry's backoff that ends early once ``stop`` is set (a sibling request failed: the
+    call is over, the next try would not be sent anyway)."""
+
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return sleep
+
+
 class ServerClient:
     """JSON over HTTP to one server, with retries, bounded connections and mapped errors.
 
@@ -121,7 +144,6 @@ class ServerClient:
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             follow_redirects=False, trust_env=False,
         )
-        self._gave_up = threading.Event()
 
     def __repr__(self) -> str:
         return f"ServerClient({self.base_url!r})"
@@ -129,15 +151,13 @@ class ServerClient:
     def close(self) -> None:
         self._client.close()
 
-    def reset(self) -> None:
-        """Forget that an earlier call gave up (a new embed call may try again)."""
-        self._gave_up.clear()
-
     def get(self, path: str) -> Any:
-        return self._call("GET", path, None)
+        return self._call("GET", path, None, None)
 
-    def post(self, path: str, body: Mapping[str, Any]) -> Any:
-        return self._call("POST", path, body)
+    def post(self, path: str, body: Mapping[str, Any], *, stop: threading.Event | None = None) -> Any:
+        """POST ``body`` as JSON; once ``stop`` is set, no further try is sent
+        (:class:`RequestAbandoned`)."""
+        return self._call("POST", path, body, stop)
 
     def _redacted(self, body: bytes) -> bytes:
         """A server's answer without the secret, should the server quote the request's header back
@@ -146,21 +166,24 @@ class ServerClient:
         secret = auth.removeprefix("Bearer ").encode() if auth else b""
         return body.replace(secret, b"[secret removed]") if secret else body
 
-    def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None,
+              stop: threading.Event | None) -> Any:
         where = f"{method} {self.base_url}{path}"
+        policy = self.policy
+        if stop is not None and policy.sleep is time.sleep:
+            policy = dataclasses.replace(policy, sleep=_sleep_unless(stop))
         try:
-            return call_with_retry(self._once, method, path, body, where, policy=self.policy)
+            return call_with_retry(self._once, method, path, body, where, stop, policy=policy)
         except TransientError as exc:
-            # The other requests in flight stop retrying too: the caller is about to fail.
-            self._gave_up.set()
             raise EmbedderUnavailable(
                 f"the embedding server did not answer {where} after the retries "
                 f"(policy: up to {self.policy.attempts} tries, {self.policy.max_total:.0f}s): {exc}"
             ) from exc
 
-    def _once(self, method: str, path: str, body: Mapping[str, Any] | None, where: str) -> Any:
-        if self._gave_up.is_set():
-            raise EmbedderUnavailable(f"{where} not sent: another request of this call gave up")
+    def _once(self, method: str, path: str, body: Mapping[str, Any] | None, where: str,
+              stop: threading.Event | None) -> Any:
+        if stop is not None and stop.is_set():
+            raise RequestAbandoned(f"{where} not sent: another request of the same call failed")
         httpx = self._httpx
         try:
             response = self._client.request(method, path, json=body)

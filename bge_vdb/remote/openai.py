@@ -20,6 +20,7 @@ here when the server does not.
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -66,9 +67,9 @@ class OpenAIEmbedder(RemoteEmbedder):
                                   f"{', '.join(repr(n) for n in names) or 'nothing'}")
         return ServerInfo(model=self.model, max_batch=MAX_INPUTS)
 
-    def _request(self, texts: list[str]) -> np.ndarray:
+    def _request(self, texts: list[str], stop: threading.Event) -> np.ndarray:
         body = {"model": self.model, "input": texts, "encoding_format": "base64"}
-        data = self.client.post("/embeddings", body)
+        data = self.client.post("/embeddings", body, stop=stop)
         items = data.get("data") if isinstance(data, Mapping) else None
         if not isinstance(items, list) or len(items) != len(texts):
             got = len(items) if isinstance(items, list) else "no"

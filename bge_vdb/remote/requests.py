@@ -10,6 +10,10 @@ When the server refuses a request for its content (a validation or tokenizer err
 422; or a body over its size limit: 413), the request is split in halves and each half sent
 again, so that the texts it refuses are found and reported by position while the others are
 embedded; a request the server refuses for other reasons (424: inference failed) stops the call.
+
+When a request fails for good, the call's ``stop`` event is set so that its siblings send no
+further try, and the call raises that first failure, the root cause: never a sibling's
+:class:`~.http.RequestAbandoned`, whichever thread happens to finish first.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import numpy as np
 
 from ..embedder import plan_batches
 from ..errors import EmbedderServerError, TextsRefused
-from .http import RequestRefused
+from .http import RequestAbandoned, RequestRefused
 
 #: Statuses meaning "something in this request's texts": bisect to find which.
 _CONTENT_REFUSALS = frozenset({400, 413, 422})
 
-Send = Callable[[list[str]], np.ndarray]
+#: Embeds one request's texts; sends nothing more once the event (the call's ``stop``) is set.
+Send = Callable[[list[str], threading.Event], np.ndarray]
 
 
 class RequestRunner:
@@ -67,25 +72,46 @@ class RequestRunner:
         requests = [[order[j] for j in r] for r in plan_batches([sizes[i] for i in order], batch_size, budget)]
         out: list[np.ndarray | None] = [None] * n
         refused: dict[int, str] = {}
+        stop = threading.Event()
         if len(requests) == 1 or self.concurrency == 1:
             for rows in requests:
-                self._isolate(rows, texts, send, out, refused)
+                self._isolate(rows, texts, send, stop, out, refused)
         else:
-            pool = self._executor()
-            futures: list[Future[None]] = [pool.submit(self._isolate, rows, texts, send, out, refused)
-                                           for rows in requests]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                for f in pending:
-                    f.cancel()
-                wait(pending)  # those already sending finish (or give up) first
-                raise failed[0].exception()  # type: ignore[misc]
+            self._concurrently(requests, texts, send, stop, out, refused)
         if refused:
             raise TextsRefused(refused, n)
         return [v for v in out if v is not None]
 
-    def _isolate(self, rows: list[int], texts: Sequence[str], send: Send,
+    def _concurrently(self, requests: list[list[int]], texts: Sequence[str], send: Send,
+                      stop: threading.Event, out: list[np.ndarray | None], refused: dict[int, str]) -> None:
+        failures: list[BaseException] = []  # in the order they happened
+
+        def run(rows: list[int]) -> None:
+            try:
+                self._isolate(rows, texts, send, stop, out, refused)
+            except BaseException as exc:
+                with self._lock:
+                    failures.append(exc)
+                stop.set()  # after the append: a sibling abandoned for it comes later in the list
+                raise
+
+        pool = self._executor()
+        futures: list[Future[None]] = [pool.submit(run, rows) for rows in requests]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            # After a failure (or when this thread is interrupted) the rest is not sent; the
+            # requests already sending finish (or give up) before the call returns.
+            left = [f for f in futures if not f.done()]
+            if left:
+                stop.set()
+                for f in left:
+                    f.cancel()
+                wait(left)
+        if failures:
+            raise root_cause(failures)
+
+    def _isolate(self, rows: list[int], texts: Sequence[str], send: Send, stop: threading.Event,
                  out: list[np.ndarray | None], refused: dict[int, str]) -> None:
         """Send ``rows``; when the server refuses them for their content, bisect to the texts
         it refuses (each then named by position)."""
@@ -93,7 +119,7 @@ class RequestRunner:
         while todo:
             part = todo.pop()
             try:
-                vectors = self._send(send, [texts[i] for i in part])
+                vectors = self._send(send, [texts[i] for i in part], stop)
             except RequestRefused as exc:
                 if exc.status not in _CONTENT_REFUSALS:
                     raise
@@ -109,13 +135,18 @@ class RequestRunner:
             for i, vec in zip(part, vectors, strict=True):
                 out[i] = vec
 
-    def _send(self, send: Send, texts: list[str]) -> np.ndarray:
+    def _send(self, send: Send, texts: list[str], stop: threading.Event) -> np.ndarray:
         with self._lock:
             self.in_flight += 1
             self.sent += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            return send(texts)
+            return send(texts, stop)
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+
+def root_cause(failures: Sequence[BaseException]) -> BaseException:
+    """The failure that stopped a call: the first that is not a sibling's abandonment."""
+    return next((f for f in failures if not isinstance(f, RequestAbandoned)), failures[0])

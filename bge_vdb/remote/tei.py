@@ -19,6 +19,7 @@ huggingface/text-embeddings-inference):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -65,9 +66,9 @@ class TEIEmbedder(RemoteEmbedder):
             max_batch_tokens=_opt_int(info.get("max_batch_tokens")), tokenize=True,
             version=_opt_str(info.get("version")))
 
-    def _request(self, texts: list[str]) -> np.ndarray:
+    def _request(self, texts: list[str], stop: threading.Event) -> np.ndarray:
         body = {"inputs": texts, "normalize": self.normalize, "truncate": True}
-        data = self.client.post("/embed", body)
+        data = self.client.post("/embed", body, stop=stop)
         if not isinstance(data, list):
             raise EmbedderServerError(f"{self.base_url}/embed answered {type(data).__name__}, not a list")
         return np.asarray(data, dtype=np.float32)

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import logging
 import pickle
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,8 @@ from bge_vdb.errors import (
     ModelError,
     TextsRefused,
 )
+from bge_vdb.remote.http import RequestAbandoned
+from bge_vdb.remote.requests import RequestRunner
 from bge_vdb.remote.tei import TEIEmbedder
 from bge_vdb.retry import RetryPolicy
 from tests.fakes.tei_server import FakeTEI, fake_tei
@@ -108,13 +115,52 @@ def test_permanent_failures_are_not_retried(tei: FakeTEI, status: int, kind: str
     assert tei.requests["POST /embed"] == 1
 
 
+@contextmanager
+def refusing(port: int) -> Iterator[None]:
+    """Hold ``port`` bound but not listening: connections are refused, and no other server of
+    this busy machine can take the port while the test runs."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        yield
+
+
 def test_a_dead_server_gives_a_clear_error_after_bounded_retries(tei: FakeTEI) -> None:
-    emb = Embedder(tei.url, retry=RetryPolicy(attempts=3, initial=0.01, sleep=Sleeps()))
+    """Seven requests in flight (50 texts, 8 a request, 4 threads) all refused: the error is
+    the request that used up its retries, never a sibling it stopped."""
+    emb = Embedder(tei.url, concurrency=4, retry=RetryPolicy(attempts=3, initial=0.01, sleep=Sleeps()))
     emb.load()
+    port = tei.port
     tei.stop()
-    with pytest.raises(EmbedderUnavailable, match=r"did not answer .* after the retries") as info:
+    with refusing(port), pytest.raises(EmbedderUnavailable, match=r"did not answer .* after the retries") as info:
         emb.embed_documents(["nobody is listening"] * 50)
-    assert "up to 3 tries" in str(info.value)
+    assert not isinstance(info.value, RequestAbandoned)
+    assert "up to 3 tries" in str(info.value) and "ConnectError" in str(info.value)
+
+
+def test_a_call_raises_its_root_cause_whichever_request_finishes_first() -> None:
+    """Regression (CI, under load): a sibling stopped by a failing request finished first and
+    the caller saw 'not sent: another request ... gave up'. Here the sibling's abandonment is
+    forced to finish before the root failure; the call must still raise the root failure."""
+    sibling_done = threading.Event()
+
+    def send(texts: list[str], *_: object) -> np.ndarray:
+        if texts == ["root"]:
+            sibling_done.wait(5)
+            time.sleep(0.3)  # the caller's wait has returned with the sibling's failure by now
+            raise EmbedderUnavailable("the embedding server did not answer POST /embed after the retries")
+        try:
+            raise RequestAbandoned("POST /embed not sent: another request of the same call failed")
+        finally:
+            sibling_done.set()
+
+    runner = RequestRunner(concurrency=2)
+    try:
+        with pytest.raises(EmbedderUnavailable, match="did not answer") as info:
+            runner.embed(["root", "sibling"], send, batch_size=1, batch_tokens=None, lengths=[2, 1])
+    finally:
+        runner.close()
+    assert not isinstance(info.value, RequestAbandoned)
 
 
 def test_refused_texts_are_reported_by_position(tei: FakeTEI) -> None:
