@@ -178,7 +178,7 @@ def _print_sync_summary(report: Any) -> None:
         print(f"  {name:16} {value:>10}")
     for reason, n in sorted(report.update_reasons.items()):
         print(f"  updated because {reason}: {n}")
-    for note in (report.fingerprint_note, report.mirror_note, report.aborted):
+    for note in (report.fingerprint_note, report.mirror_note, report.tokens_note, report.aborted):
         if note:
             print(f"  note: {note}")
     for f in report.failed[:20]:

@@ -39,7 +39,7 @@ from .errors import ConfigError, DimensionMismatch, FailedRecord, MissingExtra
 from .readers import _row_to_doc
 from .remote.options import is_remote_url
 from .store import Collection, connect, describe_fingerprint
-from .sync import SyncReport, SyncSession, check_options
+from .sync import SyncReport, SyncSession, check_options, uncounted_tokens_note
 from .types import EmbedderProtocol, fingerprint_digest
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def sync_dataset(
     spec = EmbedderSpec(model if callable(model) else os.fspath(model), options)
     emb = spec.build()  # on the driver: dimension and fingerprint only (weights load lazily)
     started = time.perf_counter()
-    report = SyncReport(dry_run=dry_run)
+    report = SyncReport(dry_run=dry_run, tokens_note=uncounted_tokens_note(emb, on_long))
     with connect(store_url, **dict(store_options or {})) as store:
         col = store.collection(collection, embedder=emb, check_fingerprint=False)
         if emb.dim != col.dim:

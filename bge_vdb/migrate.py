@@ -369,6 +369,10 @@ def _fits(reembed: EmbedderLike | None, page: Sequence[Record]) -> dict[str, boo
     if reembed is None or count is None or max_len is None:
         return {}
     texts = [(r.id, r.text) for r in page if isinstance(r.text, str) and r.text.strip()]
+    if not getattr(reembed, "counts_tokens", True):
+        # A server with no tokenizer here: what it truncated is unknown, so no text is recorded
+        # as fitting whole (as sync records it): a later sync that splits re-examines them.
+        return {i: False for i, _ in texts}
     counts = count([t for _, t in texts]) if texts else []
     return {i: n <= int(max_len) for (i, _), n in zip(texts, counts, strict=True)}
 

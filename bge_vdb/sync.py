@@ -59,7 +59,7 @@ from .sync_report import (  # noqa: F401  (re-exported: the public names live on
     SyncReport,
     group_hits,
 )
-from .types import Document, Record, fingerprint_digest
+from .types import Document, EmbedderProtocol, Record, fingerprint_digest
 
 _QUEUE_DEPTH = 2  # steps embedded ahead of the writer: bounds memory, keeps both busy
 Fields = tuple[str, str, str]
@@ -111,7 +111,7 @@ class SyncSession:
     """One sync run's machinery over a collection: validation, duplicate detection, the
     plan/embed/write pipeline, mirror deletion. ``sync_corpus`` and ``sync_dataset`` use it."""
 
-    def __init__(self, collection: Collection, embedder: Any, *, on_long: str = "truncate",
+    def __init__(self, collection: Collection, embedder: EmbedderProtocol, *, on_long: str = "truncate",
                  window: int | None = None, overlap: int = 32, dry_run: bool = False,
                  report: SyncReport | None = None, step_texts: int = 256,
                  seen: SeenSet | None = None) -> None:
@@ -281,6 +281,18 @@ def _batches(docs: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def uncounted_tokens_note(emb: EmbedderProtocol, on_long: str) -> str | None:
+    """For an embedder that cannot count tokens (a remote one with no tokenizer): the report's
+    note, or a ConfigError when ``on_long`` needs the counts. None for every other embedder."""
+    if getattr(emb, "counts_tokens", True):
+        return None
+    why = getattr(emb, "tokens_from", "the embedder cannot count tokens")
+    if on_long != "truncate":
+        raise ConfigError(f"on_long={on_long!r} needs token counts: {why}")
+    return (f"{why}: tokens and truncations were not counted (the server truncates documents "
+            f"over the model's limit)")
+
+
 def check_options(on_long: str, batch_size: int) -> None:
     if on_long not in ON_LONG:
         raise ConfigError(f"on_long must be one of {ON_LONG}, got {on_long!r}")
@@ -292,7 +304,7 @@ def sync_corpus(
     collection: Collection,
     docs: Iterable[Document | Mapping[str, Any] | FailedRecord],
     *,
-    embedder: Any = None,
+    embedder: EmbedderProtocol | None = None,
     mirror: bool = False,
     scope: Mapping[str, Any] | None = None,
     batch_size: int = 256,
@@ -340,12 +352,13 @@ def sync_corpus(
                                 f"the embedder makes {emb.dim}-d")
     if on_long == "split" and not hasattr(emb, "split_text"):
         raise ConfigError("on_long='split' needs an embedder with split_text()")
+    tokens_note = uncounted_tokens_note(emb, on_long)
     scope_filter = dict(scope) if scope else None
     if scope_filter is not None:
         collection.count(where=scope_filter)  # parse (and reject) a bad scope before any work
 
     started = time.perf_counter()
-    report = SyncReport(dry_run=dry_run)
+    report = SyncReport(dry_run=dry_run, tokens_note=tokens_note)
     stored_fp = collection.fingerprint
     same_model = bool(stored_fp) and fingerprint_digest(stored_fp) == fingerprint_digest(emb.fingerprint)
     if stored_fp and not same_model:

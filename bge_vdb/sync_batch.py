@@ -44,7 +44,7 @@ from .sync_hash import (
     whole_hash,
 )
 from .sync_report import CHUNK_KEY, COUNT_KEY, PARENT_KEY, RESERVED_KEYS, SyncReport
-from .types import Document, Record, UpsertResult
+from .types import Document, EmbedderProtocol, Record, UpsertResult
 
 ON_LONG = ("truncate", "split", "error")
 
@@ -147,7 +147,7 @@ def _own_marker(rec: Record | None, doc_id: str) -> Record | None:
 class BatchSyncer:
     """Classifies, plans, embeds and writes batches of documents into one collection."""
 
-    def __init__(self, col: Collection, embedder: Any, *, on_long: str, window: int | None,
+    def __init__(self, col: Collection, embedder: EmbedderProtocol, *, on_long: str, window: int | None,
                  overlap: int, dry_run: bool, report: SyncReport, step_texts: int) -> None:
         self.col = col
         self.emb = embedder
@@ -158,6 +158,8 @@ class BatchSyncer:
         self.report = report
         self.step_texts = max(1, step_texts)
         self.fpd = model_digest(embedder.fingerprint)
+        # False for a remote embedder with no tokenizer: documents go whole, the server truncates.
+        self.counts_tokens = bool(getattr(embedder, "counts_tokens", True))
         self.split_tag = split_tag(window, overlap)
         self.whole_tags = {"w", "t"} if on_long == "truncate" else {"w"}
         self.store_lock = threading.Lock()  # connectors need not be thread-safe
@@ -280,7 +282,8 @@ class BatchSyncer:
         """Token counts and the chunks of each changed document; refusals become failures."""
         if not docs:
             return
-        counts = self.emb.count_tokens([t.doc.text for t in docs])
+        texts = [t.doc.text for t in docs]
+        counts = self.emb.count_tokens(texts) if self.counts_tokens else [0] * len(texts)
         max_len = int(self.emb.max_length)
         for t, n_tok in zip(docs, counts, strict=True):
             t.n_tokens = n_tok
@@ -308,7 +311,10 @@ class BatchSyncer:
         max_len = int(self.emb.max_length)
         if len(t.chunks) <= 1:
             too_long = t.n_tokens > max_len
-            rec = Record(d.id, None, d.text, d.metadata, whole_hash(fpd, too_long, t.digest))
+            # Not counted (a server, no tokenizer): stored as "maybe truncated", so a later run
+            # that counts tokens and splits re-examines the document instead of trusting it whole.
+            maybe_cut = too_long or not self.counts_tokens
+            rec = Record(d.id, None, d.text, d.metadata, whole_hash(fpd, maybe_cut, t.digest))
             plan.records.append(rec)
             batch.slots.append(_Slot(plan, rec, False, min(t.n_tokens, max_len), too_long))
             if t.marker is not None:

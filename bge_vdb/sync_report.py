@@ -39,6 +39,7 @@ class SyncReport:
     update_reasons: dict[str, int] = field(default_factory=dict)
     fingerprint_note: str | None = None
     mirror_note: str | None = None
+    tokens_note: str | None = None  # why tokens/truncated are not counted (a server, no tokenizer)
     aborted: str | None = None
     dry_run: bool = False
 
@@ -63,7 +64,8 @@ class SyncReport:
         ]
         if self.update_reasons:
             lines.append("updates: " + ", ".join(f"{n} {r}" for r, n in sorted(self.update_reasons.items())))
-        for note in (self.fingerprint_note, self.mirror_note, self.aborted and f"aborted: {self.aborted}"):
+        for note in (self.fingerprint_note, self.mirror_note, self.tokens_note,
+                     self.aborted and f"aborted: {self.aborted}"):
             if note:
                 lines.append(note)
         for f in self.failed[:10]:

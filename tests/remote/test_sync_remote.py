@@ -19,7 +19,7 @@ from bge_vdb.store import Collection, VectorStore
 from bge_vdb.sync import sync_corpus
 from bge_vdb.types import Document
 from tests.remote import infinity
-from tests.remote.conftest import FAST_RETRY, INFINITY_KEY, MINILM_ID
+from tests.remote.conftest import ANONYMOUS, FAST_RETRY, INFINITY_KEY, MINILM_ID
 from tests.remote.infinity import InfinityServer
 from tests.remote.suite import WORDS
 from tests.support.stores import STORE_FACTORIES
@@ -105,3 +105,56 @@ def test_a_server_killed_mid_sync_then_restarted(tmp_path: Path, minilm_dir: Pat
         server.stop()
         if restarted is not None:
             restarted.stop()
+
+
+def test_without_token_counts_sync_says_so_and_refuses_splitting(
+        tmp_path: Path, minilm_dir: Path, infinity_server: InfinityServer) -> None:
+    """A served name with no tokenizer here: sync refuses on_long='split'/'error', embeds whole
+    documents and says tokens were not counted. None is recorded as fitting whole (the server
+    may have truncated it), so a later run that counts tokens and splits re-examines them all
+    and splits the long ones (recorded as "w", they would never have been split)."""
+    docs = corpus(30)  # doc-0 and doc-25 are over the 256-token limit
+    url = infinity_server.url(ANONYMOUS)
+    with STORE_FACTORIES["qdrant-local"](tmp_path) as store, \
+            Embedder(url, api_key=INFINITY_KEY, max_length=256, retry=FAST_RETRY) as emb:
+        col = store.collection("docs", embedder=emb)
+        for on_long in ("split", "error"):
+            with pytest.raises(errors.ConfigError, match=f"on_long='{on_long}' needs token counts"):
+                sync_corpus(col, docs, on_long=on_long)
+        assert col.count() == 0
+        report = sync_corpus(col, docs)
+        assert report.ok and report.added == len(docs) and report.tokens == 0 and report.truncated == 0
+        assert report.tokens_note and "not counted" in report.tokens_note and ANONYMOUS in report.tokens_note
+        assert "not counted" in str(report)
+        assert sync_corpus(col, docs).unchanged == len(docs)  # a re-run: nothing to embed
+        with Embedder(url, api_key=INFINITY_KEY, max_length=256, tokenizer=str(minilm_dir),
+                      retry=FAST_RETRY) as counting:
+            col = store.collection("docs", embedder=counting)
+            again = sync_corpus(col, docs, on_long="split")
+            assert again.ok and again.tokens_note is None
+            # none was recorded as fitting whole: all are re-examined, the two long ones split
+            assert (again.split, again.updated, again.unchanged) == (2, len(docs), 0)
+            assert sync_corpus(col, docs, on_long="split").unchanged == len(docs)
+
+
+def test_migrate_reembeds_through_a_server(tmp_path: Path, infinity_server: InfinityServer,
+                                           minilm_local: Embedder) -> None:
+    """migrate(reembed=...) with a remote embedder that cannot count tokens lands the server's
+    vectors and verifies; no record is said to fit whole, as sync says it (a re-run of sync
+    with that embedder then embeds nothing)."""
+    from bge_vdb.migrate import migrate
+
+    docs = corpus(20)
+    with STORE_FACTORIES["memory"](tmp_path) as src_store, STORE_FACTORIES["qdrant-local"](tmp_path) as dst_store, \
+            Embedder(infinity_server.url(ANONYMOUS), api_key=INFINITY_KEY, max_length=256,
+                     retry=FAST_RETRY) as emb:
+        src = src_store.collection("src", embedder=minilm_local)
+        assert sync_corpus(src, docs).ok
+        report = migrate(src, (dst_store, "dst"), reembed=emb)
+        assert report.ok and report.reembedded == len(docs), (report.failed[:3], report.verification)
+        dst = dst_store.collection("dst", create=False, check_fingerprint=False)
+        got = vectors(dst)
+        want = minilm_local.embed_documents([got[d.id][0] for d in docs])
+        assert float(np.abs(np.stack([got[d.id][1] for d in docs]) - want).max()) < 1e-5
+        dst = dst_store.collection("dst", embedder=emb)
+        assert sync_corpus(dst, docs).unchanged == len(docs)
