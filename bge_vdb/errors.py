@@ -111,6 +111,11 @@ class FingerprintMismatch(CollectionError, ValueError):
     """A collection was written by another embedding model (see ``Embedder.fingerprint``)."""
 
 
+class NotHybrid(CollectionError, ValueError):
+    """A lexical or hybrid search (or ``hybrid=True``) where there is no lexical side: a
+    collection created dense-only, or a database (version) that cannot hold one."""
+
+
 class ConnectorError(BgeVdbError):
     """The database refused or failed a request; permanent unless it is a TransientError."""
 

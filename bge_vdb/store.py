@@ -15,12 +15,13 @@ import math
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from . import filters
+from . import filters, lexical
 from .errors import (
     CollectionNotFound,
     ConfigError,
@@ -32,10 +33,12 @@ from .errors import (
     MetricMismatch,
     MissingExtra,
     ModelError,
+    NotHybrid,
     RequestNotImplemented,
     TransientError,
     WriteError,
 )
+from .lexical import LexicalQuery, LexicalSpec
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from .types import (
     CollectionSpec,
@@ -129,6 +132,30 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self, name: str, where: filters.Node | None = None) -> int: ...
 
+    # ------------------------------------------------------------- lexical side (hybrid search)
+    #: Whether the connector can create hybrid collections (``spec.lexical``) and run
+    #: :meth:`lexical_query` on them; a connector may still refuse one server version.
+    supports_lexical: ClassVar[bool] = False
+
+    def lexical_query(
+        self, name: str, query: LexicalQuery, k: int, where: filters.Node | None, with_vectors: bool
+    ) -> list[Hit]:
+        """Top ``k`` by BM25 as :mod:`bge_vdb.lexical` defines it (records matching no query term
+        are not hits), best first. Only called on collections whose spec has ``lexical``."""
+        raise NotHybrid(f"{type(self).__name__} does not support lexical or hybrid search")
+
+    def hybrid_query(
+        self, name: str, vector: np.ndarray, query: LexicalQuery, k: int, where: filters.Node | None,
+        with_vectors: bool, alpha: float, fusion: str,
+    ) -> list[Hit]:
+        """Top ``k`` of the dense and lexical searches fused as :func:`bge_vdb.lexical.fuse`
+        defines it. This default runs both primitives and fuses on the client; connectors whose
+        database fuses natively with the same meaning override it."""
+        depth = lexical.fusion_depth(k)
+        dense = self.query(name, vector, depth, where, with_vectors) if alpha > 0 else []
+        lex = self.lexical_query(name, query, depth, where, with_vectors) if alpha < 1 else []
+        return lexical.fuse_hits(dense, lex, alpha, fusion, k)
+
     def delete_where(self, name: str, where: filters.Node) -> int:
         """Delete the records matching ``where``; returns how many. Native where a connector can."""
         ids = [r.id for page in self._scroll_all(name, where, 1000) for r in page]
@@ -163,15 +190,26 @@ class VectorStore(ABC):
         dim: int | None = None,
         create: bool = True,
         check_fingerprint: bool = True,
+        hybrid: bool | LexicalSpec | None = None,
     ) -> Collection:
         """Open ``name``, creating it (cosine, the embedder's dimension) when it does not exist.
 
         An existing collection must have the same dimension and the cosine metric; one written by
         another model is refused unless ``check_fingerprint=False``. A collection made outside
         bge-vdb (no stored fingerprint) opens normally.
+
+        ``hybrid=True`` (or a :class:`~bge_vdb.lexical.LexicalSpec`) creates the collection
+        hybrid-capable: its texts are also indexed for BM25, so ``search(mode="hybrid")`` and
+        ``mode="lexical"`` work. Opening an existing dense-only collection with ``hybrid=True``
+        is a :class:`~bge_vdb.errors.NotHybrid` error, and so is a database that cannot hold one.
+        ``hybrid=None`` (the default) opens a collection as it is and creates one dense-only.
         """
         if not isinstance(name, str) or not name:
             raise InputError(f"a collection name must be a non-empty string, got {name!r}")
+        wanted = lexical.as_spec(hybrid)
+        if wanted is not None and not self.supports_lexical:
+            raise NotHybrid(f"{self!r} cannot hold hybrid collections: {type(self).__name__} has no "
+                            f"lexical search in bge-vdb")
         if embedder is not None:
             if dim is not None and dim != embedder.dim:
                 raise DimensionMismatch(f"dim={dim} was given but the embedder makes {embedder.dim}-d vectors")
@@ -187,19 +225,20 @@ class VectorStore(ABC):
                     f"collection {name!r} does not exist; to create it pass embedder=... or dim=..."
                 )
             fp = dict(embedder.fingerprint) if embedder is not None else None
-            spec = CollectionSpec(name=name, dim=dim, distance=Distance.COSINE, fingerprint=fp)
+            spec = CollectionSpec(name=name, dim=dim, distance=Distance.COSINE, fingerprint=fp, lexical=wanted)
             call_with_retry(self.create_collection, spec, policy=self.retry_policy)
             return Collection(self, spec, embedder)
         if embedder is not None:
             _probe_vectors(self, spec, embedder)
         check_spec(spec, dim=dim, embedder=embedder, check_fingerprint=check_fingerprint)
+        lexical.check_opened(spec, hybrid)
         if spec.dim == 0:  # a database that keeps no dimension, on an empty collection (Weaviate)
             if dim is None:
                 raise ConfigError(
                     f"collection {name!r} is empty and its database does not record a dimension: "
                     f"pass embedder=... or dim=..."
                 )
-            spec = CollectionSpec(spec.name, dim, spec.distance, spec.fingerprint)
+            spec = replace(spec, dim=dim)
         return Collection(self, spec, embedder)
 
     def drop(self, name: str) -> None:
@@ -554,13 +593,30 @@ class Collection:
         *,
         where: Mapping[str, Any] | None = None,
         with_vectors: bool = False,
+        mode: str = "dense",
+        alpha: float | None = None,
+        fusion: str = "rrf",
     ) -> list[Hit]:
         """Top ``k`` hits for a text (embedded with the query instruction) or a vector.
 
-        Scores are cosine similarity, higher is better, on every connector.
+        ``mode="dense"`` (the default) ranks by cosine similarity. On a collection created with
+        ``hybrid=True``, ``mode="lexical"`` ranks a text query by BM25 and ``mode="hybrid"``
+        fuses both rankings: ``fusion="rrf"`` (reciprocal rank fusion, k=60) or ``"relative"``
+        (min-max normalised scores), ``alpha`` the weight of the dense side (default 0.5). The
+        definitions are in :mod:`bge_vdb.lexical` and hold on every connector. Scores are
+        higher-is-better: cosine similarity, BM25, or the fused score.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a positive int, got {k!r}")
+        if mode != "dense":
+            return self._search_lexical(query, k, mode, where, alpha, fusion, with_vectors)
+        if alpha is not None or fusion != "rrf":
+            raise InputError("alpha= and fusion= apply to mode='hybrid' only")
+        vector = self._query_vector(query)
+        node = filters.parse(where)
+        return self._call(self.store.query, self.name, vector, k, node, with_vectors)
+
+    def _query_vector(self, query: Any) -> np.ndarray:
         if isinstance(query, str):
             if self.embedder is None:
                 raise InputError(
@@ -573,11 +629,43 @@ class Collection:
                 raw = self.embedder.embed_query(query)
             else:  # the same as embed_query with that instruction: it is a plain prefix
                 raw = self.embedder.embed_documents([instruction + query])[0]
-            vector = check_vector(raw, self.dim, "query")
-        else:
-            vector = check_vector(query, self.dim, "query vector")
+            return check_vector(raw, self.dim, "query")
+        return check_vector(query, self.dim, "query vector")
+
+    def _search_lexical(self, query: Any, k: int, mode: str, where: Mapping[str, Any] | None,
+                        alpha: float | None, fusion: str, with_vectors: bool) -> list[Hit]:
+        """``mode="lexical"`` and ``"hybrid"``: every argument is checked before the model runs."""
+        if mode not in lexical.MODES:
+            raise InputError(f"mode must be one of {', '.join(map(repr, lexical.MODES))}, got {mode!r}")
+        if mode == "lexical" and (alpha is not None or fusion != "rrf"):
+            raise InputError("alpha= and fusion= apply to mode='hybrid' only")
+        weight = lexical.check_fusion(alpha, fusion)
+        spec = self.spec.lexical
+        if spec is None:
+            raise NotHybrid(
+                f"collection {self.name!r} is dense-only (created without hybrid=True), so "
+                f"mode={mode!r} cannot run on it; create a collection with "
+                f"store.collection(name, embedder=..., hybrid=True) and sync or migrate into it"
+            )
+        if not isinstance(query, str):
+            raise InputError(f"mode={mode!r} needs a text query, got {type(query).__name__}")
+        check_text(query, "query")
+        if mode == "hybrid" and self.embedder is None:
+            raise InputError(f"collection {self.name!r} has no embedder, so mode='hybrid' cannot embed "
+                             f"the query: open the collection with embedder=...")
         node = filters.parse(where)
-        return self._call(self.store.query, self.name, vector, k, node, with_vectors)
+        terms = lexical.analyze_query(query, spec)
+        if mode == "lexical":
+            if not terms.terms:  # nothing to match (only stopwords or punctuation)
+                return []
+            return self._call(self.store.lexical_query, self.name, terms, k, node, with_vectors)
+        vector = self._query_vector(query)
+        if not terms.terms or weight == 1.0:  # one side only: the fusion of one list, on any database
+            depth = lexical.fusion_depth(k)
+            dense = self._call(self.store.query, self.name, vector, depth, node, with_vectors)
+            return lexical.fuse_hits(dense, [], weight, fusion, k)
+        return self._call(self.store.hybrid_query, self.name, vector, terms, k, node, with_vectors,
+                          weight, fusion)
 
     def fetch(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         """Records for ``ids`` in the order asked; ids that do not exist are left out."""
@@ -610,7 +698,7 @@ class Collection:
         """Record which embedder wrote this collection (sync and migrate do this)."""
         fp = dict(fingerprint) if fingerprint else None
         self._call(self.store.set_fingerprint, self.name, fp)
-        self.spec = CollectionSpec(self.spec.name, self.spec.dim, self.spec.distance, fp)
+        self.spec = replace(self.spec, fingerprint=fp)
 
 
 def recorded_instruction(recorded: Mapping[str, Any] | None, embedder: EmbedderLike) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import FailedRecord
+from .lexical import LexicalSpec
 
 
 class Distance(str, Enum):
@@ -66,12 +67,15 @@ class CollectionSpec:
 
     ``dim`` is 0 when the database does not record it and the collection holds no vector yet
     (Weaviate, for a class made outside bge-vdb): it then takes the dimension it is opened with.
+    ``lexical`` is set on a hybrid-capable collection (``store.collection(..., hybrid=True)``):
+    how its text is analyzed and scored for lexical search (see :mod:`bge_vdb.lexical`).
     """
 
     name: str
     dim: int
     distance: Distance = Distance.COSINE
     fingerprint: Mapping[str, Any] | None = None
+    lexical: LexicalSpec | None = None
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The numpy reference store: exact cosine search over in-process arrays.
 
 It defines the semantics the other connectors are tested against (filters via
-:func:`bge_vdb.filters.matches`, ties broken by insertion order). ``memory://`` opens a new empty
+:func:`bge_vdb.filters.matches`, ties broken by insertion order, BM25 and fusion exactly as
+:mod:`bge_vdb.lexical` defines them, with term statistics kept up to date on every write). ``memory://`` opens a new empty
 store; ``memory://NAME`` returns the same store for the same NAME within one process.
 """
 
@@ -9,13 +10,15 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from .. import filters
+from .. import filters, lexical
 from ..errors import CollectionNotFound, ConfigError, FailedRecord
 from ..store import Cursor, VectorStore, refuse_unknown, url_options
 from ..types import CollectionSpec, Hit, Record
@@ -28,10 +31,27 @@ class _Table:
     def __init__(self, spec: CollectionSpec) -> None:
         self.spec = spec
         self.rows: dict[str, Record] = {}  # insertion ordered; an overwrite keeps the position
+        # Hybrid collections: each record's BM25 term weights, and how many records hold a term.
+        self.weights: dict[str, dict[str, float]] = {}
+        self.df: Counter[str] = Counter()
+
+    def index(self, rec: Record) -> None:
+        self.unindex(rec.id)
+        spec = self.spec.lexical
+        if spec is not None:
+            weights = lexical.term_weights(lexical.analyze(rec.text or "", spec), spec)
+            self.weights[rec.id] = weights
+            self.df.update(weights.keys())
+
+    def unindex(self, rid: str) -> None:
+        old = self.weights.pop(rid, None)
+        if old:
+            self.df.subtract(old.keys())
 
 
 class MemoryStore(VectorStore):
     scheme: ClassVar[str] = "memory"
+    supports_lexical: ClassVar[bool] = True
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
@@ -82,7 +102,7 @@ class MemoryStore(VectorStore):
 
     def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any] | None) -> None:
         t = self._table(name)
-        t.spec = CollectionSpec(t.spec.name, t.spec.dim, t.spec.distance, copy.deepcopy(fingerprint))
+        t.spec = replace(t.spec, fingerprint=copy.deepcopy(fingerprint))
 
     def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
         t = self._table(name)
@@ -95,6 +115,7 @@ class MemoryStore(VectorStore):
                     metadata=copy.deepcopy(dict(r.metadata)),
                     content_hash=r.content_hash,
                 )
+                t.index(r)
         return []
 
     @staticmethod
@@ -116,6 +137,24 @@ class MemoryStore(VectorStore):
             return []
         mat = np.stack([r.vector for r in rows])
         scores = mat @ np.asarray(vector, dtype=np.float32)
+        return self._ranked(rows, scores, k, with_vectors)
+
+    def lexical_query(
+        self, name: str, query: lexical.LexicalQuery, k: int, where: filters.Node | None, with_vectors: bool
+    ) -> list[Hit]:
+        t = self._table(name)
+        n_docs = len(t.rows)  # every record counts, with or without text (as in Milvus and Weaviate)
+        with self._lock:
+            rows, scores = [], []
+            for r in t.rows.values():
+                weights = t.weights.get(r.id)
+                if weights and any(term in weights for term in query.counts) and filters.matches(where, r.metadata):
+                    rows.append(r)
+                    scores.append(lexical.bm25(query, weights, n_docs, t.df))
+        return self._ranked(rows, np.asarray(scores, dtype=np.float64), k, with_vectors)
+
+    @staticmethod
+    def _ranked(rows: Sequence[Record], scores: np.ndarray, k: int, with_vectors: bool) -> list[Hit]:
         # Stable sort on -score keeps insertion order among ties.
         order = np.argsort(-scores, kind="stable")[:k]
         return [
@@ -138,6 +177,7 @@ class MemoryStore(VectorStore):
         with self._lock:
             for i in ids:
                 t.rows.pop(i, None)
+                t.unindex(i)
 
     def delete_where(self, name: str, where: filters.Node) -> int:
         t = self._table(name)
@@ -145,6 +185,7 @@ class MemoryStore(VectorStore):
             doomed = [i for i, r in t.rows.items() if filters.matches(where, r.metadata)]
             for i in doomed:
                 del t.rows[i]
+                t.unindex(i)
         return len(doomed)
 
     def scroll_page(
