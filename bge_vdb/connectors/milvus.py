@@ -9,6 +9,17 @@ it sees every write that returned before it, whatever consistency level the coll
 with (the server's default, Bounded, may miss writes of the last seconds). ``count()`` is a
 ``count(*)`` query, exact without a flush; the server's row statistics are not (they count only
 flushed segments).
+
+Hybrid collections (Milvus 2.5+, Milvus Lite; layout in :mod:`~bge_vdb.connectors.milvus_layout`):
+Milvus computes BM25 itself from the terms bge-vdb's analyzer makes, with the collection's k1 and
+b, but by design its own way (the corpus's running average length, its own term statistics), so
+lexical rankings are close to the reference's, not equal (the congruence test bounds it). Its
+BM25 search reports scores as negative distances on Milvus Lite 3.2; hits carry the score itself.
+Hybrid search with ``fusion="rrf"`` and ``alpha=0.5`` is one ``hybrid_search`` with
+``RRFRanker(59)`` (Milvus counts ranks from 1: ``1 / (59 + rank)`` is bge-vdb's ``1 / (60 + rank)``
+from 0), its scores halved to bge-vdb's weights; other alphas and ``fusion="relative"`` fuse the
+two searches on the client (Milvus's WeightedRanker normalises scores another way).
+Milvus 2.3 and 2.4 servers have no BM25 function: a hybrid collection there is refused (NotHybrid).
 """
 
 from __future__ import annotations
@@ -25,13 +36,14 @@ import grpc
 import numpy as np
 from pymilvus import MilvusClient, MilvusException
 
-from .. import filters
+from .. import filters, lexical
 from ..errors import (
     BgeVdbError,
     CollectionNotFound,
     ConfigError,
     ConnectorError,
     FailedRecord,
+    NotHybrid,
     ServerUnreachable,
     StoreNotFound,
     TransientError,
@@ -43,6 +55,7 @@ from ..types import CollectionSpec, Distance, Hit, Record
 from .milvus_expr import quote, to_expr
 from .milvus_layout import (
     JSON_MAX_BYTES,
+    SPARSE_FIELD,
     IndexChoice,
     Layout,
     ServerInfo,
@@ -54,6 +67,7 @@ from .milvus_layout import (
 )
 
 FINGERPRINT_KEY = "bge_vdb.fingerprint"
+LEXICAL_KEY = "bge_vdb.lexical"
 # Options a URL's query string may carry (``milvus://host:19530?db_name=prod``); the token may
 # not: URLs end up in logs and shell histories.
 URL_OPTIONS = ("db_name", "timeout", "index_type", "hnsw_m", "hnsw_ef_construction", "search_ef")
@@ -172,6 +186,7 @@ class MilvusStore(VectorStore):
     """Milvus Lite or a Milvus server, through pymilvus' ``MilvusClient``."""
 
     scheme: ClassVar[str] = "milvus"
+    supports_lexical: ClassVar[bool] = True  # from Milvus 2.5 on; older servers refuse (NotHybrid)
     max_batch_count: ClassVar[int] = 1000
     # gRPC messages are capped at 64 MB; metadata travels twice (metadata + metadata_typed).
     max_batch_bytes: ClassVar[int] = 16 * 1024 * 1024
@@ -349,29 +364,46 @@ class MilvusStore(VectorStore):
             )
         layout = read_layout(name, fields, str(index.get("index_type", "")))
         metric = str(index.get("metric_type", "")).upper()
-        raw_fp = (info.get("properties") or {}).get(FINGERPRINT_KEY)
+        properties = info.get("properties") or {}
+        raw_fp = properties.get(FINGERPRINT_KEY)
+        lex = None
+        if properties.get(LEXICAL_KEY):
+            if layout.sparse is None:
+                raise ConnectorError(f"Milvus collection {name!r} records lexical settings but has no "
+                                     f"{'terms'!r} and {'bm25'!r} fields")
+            lex = lexical.LexicalSpec.from_dict(json.loads(properties[LEXICAL_KEY]))
         if name not in self._layouts:
             # A persisted collection opened by a new process starts "released": load it once
             # per process (a no-op when another client already loaded it).
             self._do(f"load collection {name!r}", "load_collection", name)
         self._layouts[name] = layout
         return CollectionSpec(name, layout.dim, _METRICS.get(metric, Distance.OTHER),
-                              json.loads(raw_fp) if raw_fp else None)
+                              json.loads(raw_fp) if raw_fp else None, lex)
 
     def create_collection(self, spec: CollectionSpec) -> None:
         """Create, index and load, in three requests; each step is skipped when already done,
         so a retry after a timeout (the server may have finished the request the client gave
         up on) completes the collection instead of leaving it without an index."""
+        server = self.server()
+        if spec.lexical is not None and not server.bm25:
+            raise NotHybrid(f"the Milvus server at {self._location} is version {server.reported}: it has "
+                            f"no BM25 function (Milvus 2.5 or newer, or Milvus Lite, has), so it cannot "
+                            f"hold a hybrid collection")
         what = f"create collection {spec.name!r}"
         if not self._do("has_collection", "has_collection", spec.name):
-            schema = new_schema(spec.dim, nullable=self.server().nullable_fields)
+            schema = new_schema(spec.dim, nullable=server.nullable_fields, hybrid=spec.lexical is not None)
             properties = {FINGERPRINT_KEY: json.dumps(spec.fingerprint)} if spec.fingerprint else {}
+            if spec.lexical is not None:
+                properties[LEXICAL_KEY] = json.dumps(spec.lexical.to_dict())
             self._do(what, "create_collection", spec.name, schema=schema, consistency_level="Strong",
                      properties=properties)
         if not self._do(what, "list_indexes", spec.name):
             index = self._client.prepare_index_params()
             index.add_index("vector", index_type=self._index.index_type, metric_type="COSINE",
                             params=self._index.build_params())
+            if spec.lexical is not None:
+                index.add_index(SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                                params={"bm25_k1": spec.lexical.k1, "bm25_b": spec.lexical.b})
             # Not create_collection(index_params=...): it polls the index state with a fixed
             # 0.5 s sleep. The index of an empty collection is ready at once; load waits for it.
             self._do(what, "create_index", spec.name, index, sync=False)
@@ -435,12 +467,57 @@ class MilvusStore(VectorStore):
             output_fields=layout.output_fields(with_vectors), consistency_level="Strong",
             search_params=self._index.search_params(layout.index_type, k),
         )
+        # COSINE "distance" in Milvus is the cosine similarity itself: higher is better.
+        return self._hits(result[0], layout, with_vectors)
+
+    @staticmethod
+    def _hits(found: Sequence[Mapping[str, Any]], layout: Layout, with_vectors: bool,
+              score: Any = float) -> list[Hit]:
         hits = []
-        for hit in result[0]:
+        for hit in found:
             rec = to_record(hit["entity"], layout, with_vectors)
-            # COSINE "distance" in Milvus is the cosine similarity itself: higher is better.
-            hits.append(Hit(rec.id, float(hit["distance"]), rec.text, rec.metadata, rec.vector))
+            hits.append(Hit(rec.id, score(hit["distance"]), rec.text, rec.metadata, rec.vector))
         return hits
+
+    def _lexical_layout(self, name: str) -> Layout:
+        layout = self._layout(name)
+        if layout.sparse is None:
+            raise NotHybrid(f"Milvus collection {name!r} has no BM25 field: it was created dense-only")
+        return layout
+
+    def lexical_query(
+        self, name: str, query: lexical.LexicalQuery, k: int, where: filters.Node | None, with_vectors: bool
+    ) -> list[Hit]:
+        layout = self._lexical_layout(name)
+        result = self._do(
+            f"BM25 search of {name!r}", "search", name, data=[query.joined], anns_field=layout.sparse,
+            limit=k, filter=self._filter(layout, name, where), output_fields=layout.output_fields(with_vectors),
+            consistency_level="Strong", search_params={"metric_type": "BM25"},
+        )
+        # BM25 scores are >= 0; Milvus Lite 3.2 reports them negated, servers as they are.
+        return self._hits(result[0], layout, with_vectors, score=lambda d: abs(float(d)))
+
+    def hybrid_query(
+        self, name: str, vector: np.ndarray, query: lexical.LexicalQuery, k: int, where: filters.Node | None,
+        with_vectors: bool, alpha: float, fusion: str,
+    ) -> list[Hit]:
+        if fusion != "rrf" or alpha != 0.5:
+            return super().hybrid_query(name, vector, query, k, where, with_vectors, alpha, fusion)
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        layout = self._lexical_layout(name)
+        expr = self._filter(layout, name, where)
+        depth = lexical.fusion_depth(k)
+        requests = [
+            AnnSearchRequest(data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field=layout.vector,
+                             param=self._index.search_params(layout.index_type, depth), limit=depth, expr=expr),
+            AnnSearchRequest(data=[query.joined], anns_field=layout.sparse, param={"metric_type": "BM25"},
+                             limit=depth, expr=expr),
+        ]
+        result = self._do(f"hybrid search of {name!r}", "hybrid_search", name, requests,
+                          RRFRanker(lexical.RRF_K - 1), limit=k,
+                          output_fields=layout.output_fields(with_vectors), consistency_level="Strong")
+        return self._hits(result[0], layout, with_vectors, score=lambda d: float(d) * 0.5)
 
     def fetch_records(self, name: str, ids: Sequence[str], with_vectors: bool) -> list[Record]:
         layout = self._layout(name)

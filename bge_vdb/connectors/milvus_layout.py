@@ -12,6 +12,12 @@ fields that are None in that row, which then hold "". A row therefore reads back
 was written on every server, and a collection keeps its layout if the server is upgraded (the
 layout is read from the collection's own schema, never from the server version).
 
+A hybrid collection (``hybrid=True``, Milvus 2.5+ and Milvus Lite) has two more fields: ``terms``,
+a VARCHAR with ``enable_analyzer=True`` (the ``standard`` tokenizer) holding the text's terms as
+bge-vdb's analyzer makes them, joined by spaces (so Milvus's tokenizer splits them again into
+the same terms), and ``bm25``, a SPARSE_FLOAT_VECTOR that Milvus's ``BM25`` function fills from
+it, with an index of ``metric_type="BM25"`` carrying the collection's k1 and b.
+
 Collections made outside bge-vdb are read as they are: the first VARCHAR primary key, the field
 named ``vector`` or else the first FLOAT_VECTOR, and ``text`` / ``metadata`` / ``content_hash``
 where fields of those names and types exist. Such a collection has no ``null_fields``: where its
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 from pymilvus import CollectionSchema, DataType, MilvusClient
 
+from .. import lexical
 from ..errors import ConfigError, ConnectorError
 from ..types import Record
 from .milvus_expr import quote, typed_leaves
@@ -42,6 +49,8 @@ NULLABLE = ("text", "content_hash")
 
 MIN_SERVER = (2, 3)  # upsert, count(*), JSON `exists` and ordered query iterators arrived in 2.3
 NULLABLE_SINCE = (2, 5)
+BM25_SINCE = (2, 5)  # the BM25 function and SPARSE_FLOAT_VECTOR fields filled by it
+TERMS_FIELD, SPARSE_FIELD = "terms", "bm25"
 
 
 # ---------------------------------------------------------------------------- server version
@@ -73,6 +82,11 @@ class ServerInfo:
         """Can a JSON path in a filter name a key containing NUL? Milvus 2.3 finds nothing under
         such a key; Milvus Lite 3.x (a Python engine) does."""
         return self.is_lite and self.version is not None and self.version >= (3,)
+
+    @property
+    def bm25(self) -> bool:
+        """Milvus 2.5+ and Milvus Lite 2.5+ have the BM25 function (hybrid collections)."""
+        return self.version is None or self.version >= BM25_SINCE
 
     def check_supported(self, location: str) -> None:
         """Refuse, in plain words, a server too old for what the connector sends."""
@@ -142,13 +156,15 @@ class Layout:
     nulls: str | None = None  # NULLS_FIELD where the collection has it
     nullable: frozenset[str] = frozenset()  # fields the server stores None in
     index_type: str = "FLAT"
+    terms: str | None = None  # TERMS_FIELD and SPARSE_FIELD on a hybrid collection
+    sparse: str | None = None
 
     def output_fields(self, with_vectors: bool) -> list[str]:
         names = [self.pk, self.text, self.metadata, self.content_hash, self.nulls]
         return [n for n in names if n] + ([self.vector] if with_vectors else [])
 
 
-def new_schema(dim: int, nullable: bool) -> CollectionSchema:
+def new_schema(dim: int, nullable: bool, hybrid: bool = False) -> CollectionSchema:
     """The schema of a bge-vdb collection on a server with or without nullable fields."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
@@ -160,6 +176,14 @@ def new_schema(dim: int, nullable: bool) -> CollectionSchema:
     schema.add_field("content_hash", DataType.VARCHAR, max_length=HASH_MAX_LENGTH, **maybe_null)
     if not nullable:
         schema.add_field(NULLS_FIELD, DataType.VARCHAR, max_length=64)
+    if hybrid:
+        from pymilvus import Function, FunctionType
+
+        schema.add_field(TERMS_FIELD, DataType.VARCHAR, max_length=TEXT_MAX_BYTES, enable_analyzer=True,
+                         analyzer_params={"tokenizer": "standard"})
+        schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(Function(name="bge_vdb_bm25", function_type=FunctionType.BM25,
+                                     input_field_names=[TERMS_FIELD], output_field_names=[SPARSE_FIELD]))
     return schema
 
 
@@ -188,6 +212,8 @@ def read_layout(name: str, fields: Sequence[Mapping[str, Any]], index_type: str)
         nulls=named(NULLS_FIELD, DataType.VARCHAR),
         nullable=frozenset(f for f in NULLABLE if by_name.get(f, {}).get("nullable")),
         index_type=index_type.upper(),
+        terms=TERMS_FIELD if TERMS_FIELD in by_name and SPARSE_FIELD in by_name else None,
+        sparse=SPARSE_FIELD if TERMS_FIELD in by_name and SPARSE_FIELD in by_name else None,
     )
 
 
@@ -230,6 +256,13 @@ def to_row(rec: Record, layout: Layout) -> tuple[dict[str, Any], str | None]:
         put(layout.content_hash, rec.content_hash)
     elif rec.content_hash is not None:
         return row, "collection has no 'content_hash' field"
+    if layout.terms:
+        terms = " ".join(lexical.analyze(rec.text or ""))
+        size = len(terms.encode())
+        if size > layout.text_max_bytes:
+            return row, (f"the text's terms for BM25 take {size} bytes in UTF-8 (Chinese text is cut "
+                         f"into overlapping pairs), over Milvus's VARCHAR limit of {layout.text_max_bytes}")
+        row[layout.terms] = terms
     if layout.nulls:
         row[layout.nulls] = ",".join(nulls)
     return row, None

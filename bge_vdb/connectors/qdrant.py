@@ -10,6 +10,16 @@ Layout of a point (Qdrant ids must be UUIDs or integers, so user ids are mapped)
 The embedder fingerprint lives in the collection's own metadata (``bge_vdb_fingerprint``), so
 it is never a point. Filters translate to a Qdrant ``Filter`` on ``metadata.<path>`` with the
 exact semantics of :func:`bge_vdb.filters.matches`.
+
+A hybrid collection (``hybrid=True``) also has a sparse vector ``bge_bm25`` with
+``modifier=IDF``: each point carries its BM25 term weights without IDF (computed here, see
+:mod:`bge_vdb.lexical`; a record without terms carries an empty one, so it counts in N as
+everywhere else) and Qdrant multiplies in the IDF of the current collection at query time. Its
+lexical settings are in the collection metadata (``bge_vdb_lexical``). Hybrid queries are one
+``query_points`` with a dense and a sparse ``prefetch`` fused by ``RrfQuery(Rrf(k=60))``, whose
+formula is bge-vdb's (``1 / (60 + rank)``, rank from 0) when alpha is 0.5; other alphas and
+``fusion="relative"`` send both searches in one ``query_batch_points`` and fuse them here,
+because Qdrant's weighted RRF (``1 / (rank / w + k)``) is another formula.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from .. import filters
+from .. import filters, lexical
 from ..errors import (
     BgeVdbError,
     CollectionError,
@@ -46,6 +56,8 @@ from ..store import Cursor, VectorStore, refuse_unknown, stable_uuid, url_option
 from ..types import CollectionSpec, Distance, Hit, Record
 
 FINGERPRINT_KEY = "bge_vdb_fingerprint"
+LEXICAL_KEY = "bge_vdb_lexical"
+SPARSE = "bge_bm25"
 # In the filterable copy of metadata a list becomes this marker object: Qdrant matches a list
 # field if ANY element matches, and walks into lists of objects, but in our filter language a
 # list never equals a scalar and a dotted path never enters a list.
@@ -125,6 +137,7 @@ class QdrantStore(VectorStore):
     """Qdrant through ``qdrant-client``; build it with :meth:`from_url` or around your own client."""
 
     scheme: ClassVar[str] = "qdrant"
+    supports_lexical: ClassVar[bool] = True
     max_batch_count: ClassVar[int] = 256
     # Qdrant's server refuses requests over 32 MiB by default; JSON floats take ~10 bytes each.
     max_batch_bytes: ClassVar[int] = 8 * 1024 * 1024
@@ -136,6 +149,7 @@ class QdrantStore(VectorStore):
         self._owns_client = owns_client
         self._fast_local_writes = fast_local_writes
         self._tuned: set[str] = set()
+        self._lexical: dict[str, lexical.LexicalSpec | None] = {}  # per collection, once described
         if retry_policy is not None:
             self.retry_policy = retry_policy
 
@@ -274,21 +288,36 @@ class QdrantStore(VectorStore):
         meta = info.config.metadata or {}
         raw_fp = meta.get(FINGERPRINT_KEY)
         fingerprint = json.loads(raw_fp) if isinstance(raw_fp, str) else None
-        return CollectionSpec(name, params.size, _DISTANCES.get(params.distance, Distance.OTHER), fingerprint)
+        lex = None
+        if isinstance(meta.get(LEXICAL_KEY), str):
+            sparse = (info.config.params.sparse_vectors or {}).get(SPARSE)
+            if sparse is None or sparse.modifier != models.Modifier.IDF:
+                raise CollectionError(f"Qdrant collection {name!r} records lexical settings but has no "
+                                      f"sparse vector {SPARSE!r} with modifier=IDF")
+            lex = lexical.LexicalSpec.from_dict(json.loads(meta[LEXICAL_KEY]))
+        self._lexical[name] = lex
+        return CollectionSpec(name, params.size, _DISTANCES.get(params.distance, Distance.OTHER), fingerprint, lex)
 
     def create_collection(self, spec: CollectionSpec) -> None:
-        metadata = {FINGERPRINT_KEY: json.dumps(dict(spec.fingerprint), default=str)} if spec.fingerprint else None
+        metadata = {FINGERPRINT_KEY: json.dumps(dict(spec.fingerprint), default=str)} if spec.fingerprint else {}
+        sparse = None
+        if spec.lexical is not None:
+            metadata[LEXICAL_KEY] = json.dumps(spec.lexical.to_dict())
+            sparse = {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)}
         with self._map_errors(f"creating collection {spec.name!r}"):
             if self._client.collection_exists(spec.name):
                 return
             self._client.create_collection(
                 spec.name,
                 vectors_config=models.VectorParams(size=spec.dim, distance=models.Distance.COSINE),
-                metadata=metadata,
+                sparse_vectors_config=sparse,
+                metadata=metadata or None,
             )
+        self._lexical[spec.name] = spec.lexical
 
     def drop_collection(self, name: str) -> None:
         self._tuned.discard(name)
+        self._lexical.pop(name, None)
         with self._map_errors(f"dropping collection {name!r}"):
             self._client.delete_collection(name)
 
@@ -321,12 +350,25 @@ class QdrantStore(VectorStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
 
+    def _lexical_spec(self, name: str) -> lexical.LexicalSpec | None:
+        if name not in self._lexical and self.describe_collection(name) is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        return self._lexical[name]
+
+    def _vector(self, r: Record, spec: lexical.LexicalSpec | None) -> Any:
+        dense = np.asarray(r.vector, dtype=np.float32).tolist()
+        if spec is None:
+            return dense
+        indices, values = lexical.sparse(lexical.term_weights(lexical.analyze(r.text or "", spec), spec))
+        return {"": dense, SPARSE: models.SparseVector(indices=indices, values=values)}
+
     def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
         self._tune_local_storage(name)
+        spec = self._lexical_spec(name)
         points = [
             models.PointStruct(
                 id=stable_uuid(r.id),
-                vector=np.asarray(r.vector, dtype=np.float32).tolist(),
+                vector=self._vector(r, spec),
                 payload={
                     "_id": r.id, "text": r.text, "_hash": r.content_hash,
                     "_meta": json.dumps(dict(r.metadata), ensure_ascii=False),
@@ -351,7 +393,8 @@ class QdrantStore(VectorStore):
         text = payload.get("text", payload.get("page_content"))
         vector = None
         if with_vectors and point.vector is not None:
-            vector = np.asarray(point.vector, dtype=np.float32)
+            dense = point.vector.get("") if isinstance(point.vector, dict) else point.vector
+            vector = np.asarray(dense, dtype=np.float32) if dense is not None else None
         return Record(id=str(payload.get("_id", point.id)), vector=vector,
                       text=text if isinstance(text, str) else None,
                       metadata=metadata, content_hash=payload.get("_hash"))
@@ -375,19 +418,73 @@ class QdrantStore(VectorStore):
         with self._map_errors(f"searching {name!r}"):
             points = self._client.query_points(
                 name, query=np.asarray(vector, dtype=np.float32).tolist(), limit=k, query_filter=flt,
-                with_payload=True, with_vectors=with_vectors,
+                with_payload=True, with_vectors=self._wanted_vectors(name, with_vectors),
             ).points
+        return self._hits(points, with_vectors)
+
+    def _wanted_vectors(self, name: str, with_vectors: bool) -> Any:
+        # The dense vector only: a hybrid point's sparse one is bge-vdb's bookkeeping.
+        return [""] if with_vectors and self._lexical.get(name) is not None else with_vectors
+
+    def _hits(self, points: Sequence[Any], with_vectors: bool, scale: float = 1.0) -> list[Hit]:
         hits = []
         for p in points:
             rec = self._decode(p, with_vectors)
-            hits.append(Hit(id=rec.id, score=float(p.score), text=rec.text, metadata=rec.metadata, vector=rec.vector))
+            hits.append(Hit(id=rec.id, score=float(p.score) * scale, text=rec.text, metadata=rec.metadata,
+                            vector=rec.vector))
         return hits
+
+    @staticmethod
+    def _sparse_query(query: lexical.LexicalQuery) -> models.SparseVector:
+        indices, values = lexical.sparse({t: float(c) for t, c in query.counts.items()})
+        return models.SparseVector(indices=indices, values=values)
+
+    def lexical_query(
+        self, name: str, query: lexical.LexicalQuery, k: int, where: filters.Node | None, with_vectors: bool
+    ) -> list[Hit]:
+        flt = to_qdrant_filter(where)
+        with self._map_errors(f"lexical search of {name!r}"):
+            points = self._client.query_points(
+                name, query=self._sparse_query(query), using=SPARSE, limit=k, query_filter=flt,
+                with_payload=True, with_vectors=self._wanted_vectors(name, with_vectors),
+            ).points
+        return self._hits(points, with_vectors)
+
+    def hybrid_query(
+        self, name: str, vector: np.ndarray, query: lexical.LexicalQuery, k: int, where: filters.Node | None,
+        with_vectors: bool, alpha: float, fusion: str,
+    ) -> list[Hit]:
+        flt = to_qdrant_filter(where)
+        depth = lexical.fusion_depth(k)
+        dense = np.asarray(vector, dtype=np.float32).tolist()
+        wanted = self._wanted_vectors(name, with_vectors)
+        if fusion == "rrf" and alpha == 0.5:
+            with self._map_errors(f"hybrid search of {name!r}"):
+                points = self._client.query_points(
+                    name,
+                    prefetch=[models.Prefetch(query=dense, limit=depth, filter=flt),
+                              models.Prefetch(query=self._sparse_query(query), using=SPARSE, limit=depth,
+                                              filter=flt)],
+                    query=models.RrfQuery(rrf=models.Rrf(k=lexical.RRF_K)), limit=k, query_filter=flt,
+                    with_payload=True, with_vectors=wanted,
+                ).points
+            return self._hits(points, with_vectors, scale=0.5)  # Qdrant's weights are 1, ours 0.5
+        requests = [
+            models.QueryRequest(query=dense, limit=depth, filter=flt, with_payload=True, with_vector=wanted),
+            models.QueryRequest(query=self._sparse_query(query), using=SPARSE, limit=depth, filter=flt,
+                                with_payload=True, with_vector=wanted),
+        ]
+        with self._map_errors(f"hybrid search of {name!r}"):
+            dense_res, lex_res = self._client.query_batch_points(name, requests=requests)
+        return lexical.fuse_hits(self._hits(dense_res.points, with_vectors), self._hits(lex_res.points, with_vectors),
+                                 alpha, fusion, k)
 
     def fetch_records(self, name: str, ids: Sequence[str], with_vectors: bool) -> list[Record]:
         wanted = set(ids)
         with self._map_errors(f"fetching from {name!r}"):
             points = self._client.retrieve(
-                name, ids=self._point_ids(ids), with_payload=True, with_vectors=with_vectors
+                name, ids=self._point_ids(ids), with_payload=True,
+                with_vectors=self._wanted_vectors(name, with_vectors),
             )
         records = [self._decode(p, with_vectors) for p in points]
         return [r for r in records if r.id in wanted]
@@ -419,7 +516,7 @@ class QdrantStore(VectorStore):
         with self._map_errors(f"scrolling {name!r}"):
             points, nxt = self._client.scroll(
                 name, scroll_filter=to_qdrant_filter(where), limit=limit, offset=cursor,
-                with_payload=True, with_vectors=with_vectors,
+                with_payload=True, with_vectors=self._wanted_vectors(name, with_vectors),
             )
         return [self._decode(p, with_vectors) for p in points], nxt
 

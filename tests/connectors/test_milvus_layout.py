@@ -82,6 +82,7 @@ def test_a_foreign_collection_without_nullable_text_gets_an_empty_string() -> No
 def test_server_versions(reported: str, version: tuple[int, ...] | None, nullable: bool) -> None:
     info = ServerInfo.parse(reported)
     assert info.version == version and info.nullable_fields is nullable
+    assert info.bm25 is nullable  # the BM25 function (hybrid collections) arrived with 2.5 too
     info.check_supported("http://h:19530")  # all of these are supported
 
 
