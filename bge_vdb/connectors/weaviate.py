@@ -19,6 +19,16 @@ cosine; Weaviate returns a cosine *distance*, reported here as similarity ``1 - 
   (UnsupportedFilter) rather than compared inexactly. This gives the exact semantics of
   :func:`bge_vdb.filters.matches`; a filter on a property nobody ever wrote is simply false.
 
+A hybrid collection (``hybrid=True``) has one more property, ``bge_lex``: the record's terms as
+:mod:`bge_vdb.lexical`'s analyzer makes them, joined by spaces, with ``whitespace`` tokenization
+(so Weaviate indexes exactly bge-vdb's terms: its default ``word`` tokenization would keep a
+Chinese sentence as one token), BM25 ``k1``/``b`` from the collection's lexical settings, and no
+stopwords (the analyzer removed them already). Lexical and hybrid queries are Weaviate's own
+``bm25`` and ``hybrid`` (``rankedFusion`` / ``relativeScoreFusion``, ``alpha``) on that property,
+whose fusion formulas are bge-vdb's. By design Weaviate's BM25 uses the real average length of
+the collection where bge-vdb uses the fixed ``avg_len``, and leaves out the constant factor
+``k1 + 1``, which is multiplied back into lexical scores here.
+
 Retries are the Collection's (tenacity). The SDK retries gRPC UNAVAILABLE itself with sleeps of
 up to 63 s per call; on clients this module builds, transient gRPC codes are surfaced at once
 instead, so one worst case is our policy's (60 s of waiting) plus one call timeout
@@ -52,7 +62,7 @@ from weaviate.exceptions import (
     WeaviateTimeoutError,
 )
 
-from .. import filters
+from .. import filters, lexical
 from ..errors import (
     CollectionError,
     CollectionNotFound,
@@ -74,6 +84,7 @@ from .weaviate_filters import MAX_PROP_NAME, flatten, path_token, translate, typ
 log = logging.getLogger(__name__)
 VECTOR = "default"
 FIXED_PROPS = ("bge_id", "bge_text", "bge_metadata", "bge_hash", "bge_paths")
+LEXICAL_PROP = "bge_lex"
 RETURN_PROPS = ["bge_id", "bge_text", "bge_metadata", "bge_hash"]
 ALL = Filter.by_id().not_equal("00000000-0000-0000-0000-000000000000")
 TRANSIENT_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -160,10 +171,12 @@ def _missing_or(default: type[ConnectorError], code: Any, message: str) -> type[
 class _Info:
     props: set[str] = field(default_factory=set)
     vector: str | None = VECTOR  # None: the legacy unnamed vector
+    lexical: lexical.LexicalSpec | None = None
 
 
 class WeaviateStore(VectorStore):
     scheme: ClassVar[str] = "weaviate"
+    supports_lexical: ClassVar[bool] = True
     max_batch_count: ClassVar[int] = 200
 
     def __init__(self, client: Any, *, tenant: str | None = None, retry_policy: RetryPolicy | None = None,
@@ -313,11 +326,15 @@ class WeaviateStore(VectorStore):
         vectors = config.vector_config or {}
         index = vectors[VECTOR].vector_index_config if VECTOR in vectors else config.vector_index_config
         metric = _DISTANCES.get(str(getattr(index.distance_metric, "value", "")), Distance.OTHER)
-        self._info[cls] = _Info({p.name for p in config.properties}, VECTOR if VECTOR in vectors else None)
+        lex = lexical.LexicalSpec.from_dict(owner["lexical"]) if owner and owner.get("lexical") else None
+        props = {p.name for p in config.properties}
+        if lex is not None and LEXICAL_PROP not in props:
+            raise CollectionError(f"Weaviate class {cls!r} records lexical settings but has no {LEXICAL_PROP!r} property")
+        self._info[cls] = _Info(props, VECTOR if VECTOR in vectors else None, lex)
         self._check_tenancy(cls, config)
         if owner is None:
             return CollectionSpec(name, self._guess_dim(cls), metric, None)  # 0: empty, not known yet
-        return CollectionSpec(name, int(owner["dim"]), metric, owner.get("fingerprint"))
+        return CollectionSpec(name, int(owner["dim"]), metric, owner.get("fingerprint"), lex)
 
     def _check_tenancy(self, cls: str, config: Any) -> None:
         enabled = config.multi_tenancy_config.enabled
@@ -337,7 +354,7 @@ class WeaviateStore(VectorStore):
 
     def create_collection(self, spec: CollectionSpec) -> None:
         cls = class_name(spec.name)
-        owner = {"bge_vdb": {"name": spec.name, "dim": spec.dim, "fingerprint": spec.fingerprint}}
+        owner: dict[str, Any] = {"bge_vdb": {"name": spec.name, "dim": spec.dim, "fingerprint": spec.fingerprint}}
         field_text = {"data_type": wvc.config.DataType.TEXT, "tokenization": wvc.config.Tokenization.FIELD,
                       "index_searchable": False}
         plain = {"data_type": wvc.config.DataType.TEXT, "index_filterable": False, "index_searchable": False}
@@ -348,9 +365,17 @@ class WeaviateStore(VectorStore):
             wvc.config.Property(name="bge_hash", **plain),  # type: ignore[arg-type]
             wvc.config.Property(name="bge_paths", **{**field_text, "data_type": wvc.config.DataType.TEXT_ARRAY}),  # type: ignore[arg-type]
         ]
+        inverted = None
+        if spec.lexical is not None:
+            owner["bge_vdb"]["lexical"] = spec.lexical.to_dict()
+            props.append(wvc.config.Property(
+                name=LEXICAL_PROP, data_type=wvc.config.DataType.TEXT, index_filterable=False,
+                index_searchable=True, tokenization=wvc.config.Tokenization.WHITESPACE))
+            inverted = wvc.config.Configure.inverted_index(
+                bm25_k1=spec.lexical.k1, bm25_b=spec.lexical.b, stopwords_preset=wvc.config.StopwordsPreset.NONE)
         with self._errors(f"create class {cls}"):
             self.client.collections.create(
-                cls, description=json.dumps(owner), properties=props,
+                cls, description=json.dumps(owner), properties=props, inverted_index_config=inverted,
                 vector_config=wvc.config.Configure.Vectors.self_provided(
                     name=VECTOR, vector_index_config=wvc.config.Configure.VectorIndex.hnsw(
                         distance_metric=wvc.config.VectorDistances.COSINE)),
@@ -385,7 +410,9 @@ class WeaviateStore(VectorStore):
             if config is None:
                 raise CollectionError(f"Weaviate class {cls!r} does not exist")
             vectors = config.vector_config or {}
-            self._info[cls] = _Info({p.name for p in config.properties}, VECTOR if VECTOR in vectors else None)
+            owner = self._owner(config)
+            lex = lexical.LexicalSpec.from_dict(owner["lexical"]) if owner and owner.get("lexical") else None
+            self._info[cls] = _Info({p.name for p in config.properties}, VECTOR if VECTOR in vectors else None, lex)
         return self._info[cls]
 
     # ------------------------------------------------------------------------------- writes
@@ -410,6 +437,8 @@ class WeaviateStore(VectorStore):
                 props["bge_paths"] = paths
             vector = [float(x) for x in np.asarray(rec.vector, dtype=np.float32)]
             info = self._props(cls)
+            if info.lexical is not None:
+                props[LEXICAL_PROP] = " ".join(lexical.analyze(rec.text or "", info.lexical))
             objects.append(wvc.data.DataObject(properties=props, uuid=stable_uuid(rec.id),
                                                vector={info.vector: vector} if info.vector else vector))
         self._ensure_props(cls, needed)
@@ -488,6 +517,44 @@ class WeaviateStore(VectorStore):
             hits.append(Hit(id=rec.id, score=1.0 - float(obj.metadata.distance), text=rec.text,
                             metadata=rec.metadata, vector=rec.vector))
         return hits
+
+    def _hits(self, objects: Sequence[Any], with_vectors: bool, scale: float = 1.0) -> list[Hit]:
+        hits = []
+        for obj in objects:
+            rec = self._record(obj, with_vectors)
+            hits.append(Hit(id=rec.id, score=float(obj.metadata.score) * scale, text=rec.text,
+                            metadata=rec.metadata, vector=rec.vector))
+        return hits
+
+    def lexical_query(self, name: str, query: lexical.LexicalQuery, k: int, where: filters.Node | None,
+                      with_vectors: bool) -> list[Hit]:
+        cls = class_name(name)
+        flt = self._filter(cls, where)
+        spec = self._props(cls).lexical
+        if flt is False or spec is None:
+            return []
+        with self._errors(f"BM25 search of {cls}"):
+            res = self._handle(cls).query.bm25(
+                query=query.joined, query_properties=[LEXICAL_PROP], limit=k,
+                filters=None if flt is True else flt, return_metadata=MetadataQuery(score=True),
+                include_vector=with_vectors, return_properties=RETURN_PROPS)
+        return self._hits(res.objects, with_vectors, scale=spec.k1 + 1.0)  # Weaviate leaves k1 + 1 out
+
+    def hybrid_query(self, name: str, vector: np.ndarray, query: lexical.LexicalQuery, k: int,
+                     where: filters.Node | None, with_vectors: bool, alpha: float, fusion: str) -> list[Hit]:
+        cls = class_name(name)
+        flt = self._filter(cls, where)
+        if flt is False:
+            return []
+        fusion_type = wvc.query.HybridFusion.RANKED if fusion == "rrf" else wvc.query.HybridFusion.RELATIVE_SCORE
+        with self._errors(f"hybrid search of {cls}"):
+            res = self._handle(cls).query.hybrid(
+                query=query.joined, vector=[float(x) for x in vector], alpha=alpha,
+                query_properties=[LEXICAL_PROP], fusion_type=fusion_type, limit=k,
+                filters=None if flt is True else flt,
+                return_metadata=MetadataQuery(score=True), include_vector=with_vectors,
+                return_properties=RETURN_PROPS)
+        return self._hits(res.objects, with_vectors)
 
     def _by_ids(self, cls: str, uuids: Sequence[str], with_vectors: bool, extra: Any = True) -> list[Any]:
         if not uuids or extra is False:
