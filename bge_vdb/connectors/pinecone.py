@@ -10,6 +10,13 @@ How names, ids, metadata and filters map onto Pinecone is in :mod:`.pinecone_map
 * Scroll lists ids (``/vectors/list``, 100 a page) and fetches them; a filtered scroll or count
   filters the fetched records with :func:`bge_vdb.filters.matches` (list and stats take no filter
   on serverless). Delete by filter is the base class's scroll-then-delete-ids.
+* A hybrid collection (``hybrid=True``) is an index with the ``dotproduct`` metric whose records
+  carry sparse values (BM25 term weights without IDF); bge-vdb writes unit-length dense vectors,
+  so the dot product *is* the cosine similarity and the collection reports cosine. IDF is applied
+  on the query side from term statistics kept as :mod:`.pinecone_lexical` describes. A lexical
+  search is a sparse query with an all-zero dense vector (score = BM25); a hybrid search runs the
+  dense and the lexical query and fuses them here: Pinecone's own sparse-dense score is a weighted
+  *sum* of raw scores, not bge-vdb's fusion.
 * Retries: the SDK's own retries are switched off (control plane via ``retry_config``, data
   plane by rebuilding the index client's HTTP client), so bge-vdb's policy is the only layer.
 """
@@ -25,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from pinecone import Pinecone
@@ -39,7 +46,7 @@ from pinecone.errors.exceptions import (
     RateLimitError,
 )
 
-from .. import filters
+from .. import filters, lexical
 from ..errors import (
     CollectionError,
     CollectionNotFound,
@@ -54,27 +61,30 @@ from ..errors import (
 )
 from ..store import Cursor, VectorStore, refuse_unknown, url_options
 from ..types import CollectionSpec, Distance, Hit, Record
+from .pinecone_lexical import MAX_SPARSE_VALUES, PineconeHybrid, TermSets, TermStatistics
 from .pinecone_mapping import (
+    MAX_TOP_K,
+    META_NAMESPACE,
     decode_record,
     dumps,
     encode_metadata,
     index_name,
     pinecone_id,
     to_pinecone_filter,
+    url_chunks,
 )
 
 log = logging.getLogger("bge_vdb.pinecone")
 
-META_NAMESPACE = "__bge_vdb__"
 MAX_METADATA_BYTES = 40 * 1024
-MAX_TOP_K = 10_000
 _METRICS = {"cosine": Distance.COSINE, "euclidean": Distance.EUCLID, "dotproduct": Distance.DOT}
 _URL_OPTIONS = ("api_key_env", "host", "namespace", "cloud", "region", "timeout", "ready_timeout")
 _FLOAT_JSON_BYTES = 24  # longest JSON of one float64 ("-1.2345678901234567e-05,")
 
 
-class PineconeStore(VectorStore):
+class PineconeStore(PineconeHybrid, VectorStore):
     scheme: ClassVar[str] = "pinecone"
+    supports_lexical: ClassVar[bool] = True
     max_batch_count: ClassVar[int] = 1000  # vectors per upsert request
     max_batch_bytes: ClassVar[int] = 2 * 1024 * 1024 - 16 * 1024  # 2 MB request, envelope headroom
     max_metadata_bytes: ClassVar[int | None] = MAX_METADATA_BYTES
@@ -115,6 +125,7 @@ class PineconeStore(VectorStore):
                 raise ConfigError(f"cannot configure the Pinecone client: {exc}") from None
         self._client = client
         self._indexes: dict[str, Any] = {}  # index name -> data-plane client
+        self._lexical: dict[str, tuple[lexical.LexicalSpec, TermStatistics] | None] = {}
         # One bge-vdb record per namespace (each namespace is its own collection of the index).
         self._meta_id = pinecone_id("collection:" + namespace)
 
@@ -201,20 +212,31 @@ class PineconeStore(VectorStore):
                                   f"collection {meta.get('name')!r}; choose another name")
         fingerprint = json.loads(meta["fingerprint"]) if meta and meta.get("fingerprint") else None
         distance = _METRICS.get(field.metric, Distance.OTHER)
-        return CollectionSpec(name, int(field.dimension), distance, fingerprint)
+        lex = None
+        if meta and meta.get("lexical"):
+            lex = lexical.LexicalSpec.from_dict(json.loads(meta["lexical"]))
+            if field.metric == "dotproduct":
+                distance = Distance.COSINE  # bge-vdb's unit vectors: the dot product is the cosine
+            self._lexical[name] = (lex, self._stats(iname, int(field.dimension)))
+        else:
+            self._lexical[name] = None
+        return CollectionSpec(name, int(field.dimension), distance, fingerprint, lex)
 
     def create_collection(self, spec: CollectionSpec) -> None:
         iname = index_name(spec.name)
-        schema = {"fields": {"_values": {"type": "dense_vector", "dimension": spec.dim, "metric": "cosine"}}}
+        metric = "cosine" if spec.lexical is None else "dotproduct"  # sparse values need dotproduct
+        schema = {"fields": {"_values": {"type": "dense_vector", "dimension": spec.dim, "metric": metric}}}
         deployment = {"deployment_type": "managed", "cloud": self.cloud, "region": self.region}
         # A 409 means it exists: a retried create whose first answer was lost, or a concurrent one.
         with _map_errors(f"creating index {iname!r} for collection {spec.name!r}"), suppress(ConflictError):
             self._client.indexes.create(name=iname, schema=schema, deployment=deployment, timeout=-1)
         self._wait(iname, gone=False)
-        self._write_meta(iname, spec.name, spec.dim, spec.fingerprint)
+        self._write_meta(iname, spec.name, spec.dim, spec.fingerprint, spec.lexical)
+        self._lexical.pop(spec.name, None)
 
     def drop_collection(self, name: str) -> None:
         iname = index_name(name)
+        self._lexical.pop(name, None)
         index = self._indexes.pop(iname, None)
         if index is not None:
             index.close()
@@ -229,7 +251,7 @@ class PineconeStore(VectorStore):
         spec = self.describe_collection(name)
         if spec is None:
             raise CollectionNotFound(f"collection {name!r} (Pinecone index {index_name(name)!r}) does not exist")
-        self._write_meta(index_name(name), name, spec.dim, fingerprint)
+        self._write_meta(index_name(name), name, spec.dim, fingerprint, spec.lexical)
 
     def _meta(self, iname: str) -> dict[str, Any] | None:
         with _map_errors(f"reading bge-vdb's record in index {iname!r}"):
@@ -237,8 +259,11 @@ class PineconeStore(VectorStore):
         vec = got.vectors.get(self._meta_id)
         return dict(vec.metadata or {}) if vec is not None else None
 
-    def _write_meta(self, iname: str, name: str, dim: int, fingerprint: Mapping[str, Any] | None) -> None:
+    def _write_meta(self, iname: str, name: str, dim: int, fingerprint: Mapping[str, Any] | None,
+                    lex: lexical.LexicalSpec | None = None) -> None:
         meta = {"name": name, "fingerprint": json.dumps(dict(fingerprint)) if fingerprint else ""}
+        if lex is not None:
+            meta["lexical"] = json.dumps(lex.to_dict())
         values = [1.0] + [0.0] * (dim - 1)  # Pinecone refuses all-zero dense vectors
         with _map_errors(f"writing bge-vdb's record in index {iname!r}"):
             self._index(iname).upsert(vectors=[{"id": self._meta_id, "values": values,
@@ -261,7 +286,9 @@ class PineconeStore(VectorStore):
 
     # --------------------------------------------------------------------------- data plane
     def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
+        hybrid = self._hybrid(name)
         refused, wire = [], []
+        new: TermSets = {}
         for rec in records:
             meta = encode_metadata(rec)
             size = len(dumps(meta))
@@ -270,10 +297,20 @@ class PineconeStore(VectorStore):
                     f"Pinecone metadata of this record would be {size} bytes (its text, metadata and "
                     f"bge-vdb's filter fields), over Pinecone's limit of {MAX_METADATA_BYTES} bytes")))
                 continue
-            wire.append({"id": pinecone_id(rec.id), "values": np.asarray(rec.vector).tolist(), "metadata": meta})
+            row: dict[str, Any] = {"id": pinecone_id(rec.id), "values": np.asarray(rec.vector).tolist(), "metadata": meta}
+            if hybrid is not None:
+                spec = hybrid[0]
+                indices, values = lexical.sparse(lexical.term_weights(lexical.analyze(rec.text or "", spec), spec))
+                if len(indices) > MAX_SPARSE_VALUES:
+                    refused.append(FailedRecord(rec.id, f"the text has {len(indices)} distinct terms, over "
+                                                        f"Pinecone's {MAX_SPARSE_VALUES} sparse values per record"))
+                    continue
+                if indices:  # Pinecone refuses an empty sparse vector: such a record has no terms
+                    row["sparse_values"] = {"indices": indices, "values": values}
+                new[row["id"]] = indices
+            wire.append(row)
         if wire:
-            with self._data(name, "upsert") as index:
-                index.upsert(vectors=wire, namespace=self.namespace)
+            self._write(name, hybrid, new, lambda index: index.upsert(vectors=wire, namespace=self.namespace))
         return refused
 
     def record_nbytes(self, record: Record) -> int:
@@ -290,18 +327,19 @@ class PineconeStore(VectorStore):
         with self._data(name, "query") as index:
             res = index.query(vector=np.asarray(vector).tolist(), top_k=k, filter=to_pinecone_filter(where),
                               include_metadata=True, include_values=with_vectors, namespace=self.namespace)
-        hits = []
-        for m in res.matches:
-            rec = decode_record(m.id, m.metadata, m.values if with_vectors else None)
-            hits.append(Hit(rec.id, float(m.score), rec.text, rec.metadata, rec.vector))
-        return hits
+        return [self._hit(m, with_vectors) for m in res.matches]
+
+    @staticmethod
+    def _hit(m: Any, with_vectors: bool) -> Hit:
+        rec = decode_record(m.id, m.metadata, m.values if with_vectors else None)
+        return Hit(rec.id, float(m.score), rec.text, rec.metadata, rec.vector)
 
     def fetch_records(self, name: str, ids: Sequence[str], with_vectors: bool) -> list[Record]:
         return self._fetch(name, [pinecone_id(i) for i in ids], with_vectors)
 
     def _fetch(self, name: str, pids: Sequence[str], with_vectors: bool) -> list[Record]:
         out: list[Record] = []
-        for chunk in _url_chunks(pids):
+        for chunk in url_chunks(pids):
             with self._data(name, "fetch") as index:
                 got = index.fetch(ids=chunk, namespace=self.namespace).vectors
             out.extend(decode_record(p, got[p].metadata, got[p].values if with_vectors else None)
@@ -310,8 +348,9 @@ class PineconeStore(VectorStore):
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         if ids:
-            with self._data(name, "delete") as index:
-                index.delete(ids=[pinecone_id(i) for i in ids], namespace=self.namespace)
+            pids = [pinecone_id(i) for i in ids]
+            gone: TermSets = dict.fromkeys(pids)
+            self._write(name, self._hybrid(name), gone, lambda index: index.delete(ids=pids, namespace=self.namespace))
 
     def scroll_page(
         self, name: str, cursor: Cursor, limit: int, where: filters.Node | None, with_vectors: bool
@@ -353,21 +392,6 @@ def _keyword_options() -> set[str]:
     import inspect
 
     return set(inspect.signature(PineconeStore.__init__).parameters) - {"self"}
-
-
-def _url_chunks(pids: Sequence[str], max_ids: int = 1000, max_chars: int = 16_000) -> Iterator[list[str]]:
-    """Fetch is a GET with the ids in the query string: bound both the count and the URL length."""
-    chunk: list[str] = []
-    size = 0
-    for p in pids:
-        n = len(quote(p)) + 5
-        if chunk and (len(chunk) >= max_ids or size + n > max_chars):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(p)
-        size += n
-    if chunk:
-        yield chunk
 
 
 def _dense_field(model: Any) -> Any | None:

@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +32,8 @@ import numpy as np
 from .. import filters
 from ..types import Record
 
+META_NAMESPACE = "__bge_vdb__"  # bge-vdb's own records: collection names, term statistics
+MAX_TOP_K = 10_000
 _INDEX_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$")
 _ID_SAFE = "".join(c for c in string.punctuation + " " if c != "%")
 
@@ -145,3 +147,18 @@ def _tr(node: filters.Node, neg: bool) -> dict[str, Any]:
         return {key: {"$" + op: float(node.value)}}
     flipped = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}[op]
     return _any([_absent(key), {key: {flipped: float(node.value)}}])
+
+
+def url_chunks(pids: Sequence[str], max_ids: int = 1000, max_chars: int = 16_000) -> Iterator[list[str]]:
+    """Fetch is a GET with the ids in the query string: bound both the count and the URL length."""
+    chunk: list[str] = []
+    size = 0
+    for p in pids:
+        n = len(quote(p)) + 5
+        if chunk and (len(chunk) >= max_ids or size + n > max_chars):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(p)
+        size += n
+    if chunk:
+        yield chunk
