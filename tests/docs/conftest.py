@@ -1,0 +1,41 @@
+"""The world the documentation's code blocks run in: offline, a fresh directory per page, and
+``BAAI/bge-small-en-v1.5`` served from a fake Hugging Face cache by a tiny random BERT of the
+same width (384), so every block that names the default model runs without its weights.
+Scores printed by the blocks are therefore meaningless here; shapes, ids and counts are not.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.embedder.conftest import _build_tiny, fake_hf_cache
+
+#: What ``docs.jsonl`` holds in every page's directory (the pages' examples read it).
+DOCS_JSONL = [
+    {"id": "moon", "text": "The Moon orbits the Earth and causes the tides.", "source": "wiki"},
+    {"id": "sun", "text": "The Sun is the star at the centre of the solar system.", "source": "wiki"},
+    {"id": "paris", "text": "Paris is the capital of France.", "source": "wiki", "year": 2024},
+    {"id": "notes", "text": "A note that is not from the wiki.", "source": "notes"},
+]
+
+
+@pytest.fixture(scope="session")
+def docs_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Set up the fake model cache and the environment once for all documentation blocks."""
+    import huggingface_hub.constants as hf
+
+    root = tmp_path_factory.mktemp("docs_world")
+    model = _build_tiny(root / "tiny384", hidden=384, layout="bge", seed=3, max_positions=512)
+    cache = root / "hf_cache"
+    fake_hf_cache(cache, "BAAI/bge-small-en-v1.5", model)
+    saved_cache, saved_env = hf.HF_HUB_CACHE, dict(os.environ)
+    hf.HF_HUB_CACHE = str(cache)
+    os.environ.update(HF_HUB_OFFLINE="1", BGE_VDB_CACHE=str(root / "bge_vdb_cache"))
+    yield root
+    hf.HF_HUB_CACHE = saved_cache
+    os.environ.clear()
+    os.environ.update(saved_env)
