@@ -9,7 +9,7 @@ module only decides when a server for a directory starts and stops::
     DIR/.holders.lock  flock: every open store holds it shared; the last one to leave stops the server
 
 The kernel drops a flock when its process dies, even by SIGKILL, so a killed store never keeps
-the server "in use". The server itself is a daemon that outlives the process which started it (so
+the server "in use". The server itself is a daemon started by ``pg_ctl``; it outlives the process which started it (so
 stores in other processes keep working): after a SIGKILL it keeps running until the next store on
 that directory opens it (reusing it) and closes. It listens on a Unix socket only, in a directory
 only its owner can enter; there is no TCP port and no password.
@@ -70,6 +70,8 @@ def _run_as() -> str | None:
 def _check_reachable(directory: Path, user: str) -> None:
     """As root: the server's user must be able to enter every parent of the directory."""
     for parent in [directory, *directory.parents]:
+        if not parent.exists():
+            continue
         if not parent.stat().st_mode & stat.S_IXOTH:
             raise ConfigError(
                 f"PostgreSQL runs as the system user {user!r} (it refuses to run as root), which "
@@ -111,9 +113,15 @@ class EmbeddedServer:
                 return self._conninfo()
             bins = _bin_dir()
             user = _run_as()
+            if any(c in str(self.directory) for c in '"$`\\\n'):
+                # pg_ctl hands the paths to /bin/sh inside double quotes.
+                raise ConfigError(f"the embedded PostgreSQL cannot live in {str(self.directory)!r}: "
+                                  f"its path has one of the characters \" $ ` \\ or a newline")
+            if user is not None:
+                _check_reachable(self.directory, user)  # before creating anything
             self.directory.mkdir(parents=True, exist_ok=True)
             if user is not None:
-                _check_reachable(self.directory, user)
+                _check_reachable(self.directory, user)  # what mkdir made, under the umask
             with self._flock(".start.lock", fcntl.LOCK_EX):
                 if not (self.data / "PG_VERSION").exists():
                     self._initdb(bins, user)
@@ -184,11 +192,7 @@ class EmbeddedServer:
         digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:12]
         short = Path(tempfile.gettempdir()) / f"bge-vdb-pg-{digest}"
         short.mkdir(mode=0o700, exist_ok=True)
-        if user is not None:
-            import pwd
-
-            entry = pwd.getpwnam(user)
-            os.chown(short, entry.pw_uid, entry.pw_gid)
+        self._give(short, user)
         return short
 
     def _run(self, args: list[str], user: str | None) -> None:
@@ -196,13 +200,17 @@ class EmbeddedServer:
         if proc.returncode != 0:
             raise ConnectorError(f"{Path(args[0]).name} failed in {str(self.directory)!r}: {proc.stderr.strip()[-2000:]}")
 
-    def _initdb(self, bins: Path, user: str | None) -> None:
-        self.data.mkdir(mode=0o700, exist_ok=True)
+    @staticmethod
+    def _give(path: Path, user: str | None) -> None:
         if user is not None:
             import pwd
 
             entry = pwd.getpwnam(user)
-            os.chown(self.data, entry.pw_uid, entry.pw_gid)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _initdb(self, bins: Path, user: str | None) -> None:
+        self.data.mkdir(mode=0o700, exist_ok=True)
+        self._give(self.data, user)
         self._run([str(bins / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                    "--encoding=UTF8", "--locale=C", "--no-instructions"], user)
         quoted = str(self._socket_dir(user)).replace("'", "''")
@@ -215,21 +223,19 @@ class EmbeddedServer:
         stale = self.data / "postmaster.pid"
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()  # its process is gone (checked by the caller under the start lock)
-        with (self.directory / "server.log").open("ab") as log:
-            proc = subprocess.Popen([str(bins / "postgres"), "-D", str(self.data)], user=user,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    start_new_session=True)  # a daemon: not killed with our group
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            lines = self._pid_lines()
-            if len(lines) >= 8 and lines[7].strip() == "ready":
-                return
-            if proc.poll() is not None or time.monotonic() > deadline:
-                if proc.poll() is None:
-                    proc.kill()
-                tail = (self.directory / "server.log").read_text(errors="replace")[-2000:]
-                raise ConnectorError(f"the embedded PostgreSQL in {str(self.directory)!r} did not start: {tail}")
-            time.sleep(0.05)  # waiting for a child process to be ready, not a retry
+        # pg_ctl starts the server as a daemon (not our child: nothing to reap, and it outlives us
+        # so stores in other processes keep it) and waits until it accepts connections.
+        log = self.directory / "server.log"
+        log.touch()
+        self._give(log, user)  # pg_ctl opens it as the server's user
+        proc = subprocess.run([str(bins / "pg_ctl"), "start", "-D", str(self.data), "-l", str(log), "-w",
+                               "-t", str(int(START_TIMEOUT)), "-s"],
+                              user=user, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=START_TIMEOUT + 10)
+        if proc.returncode != 0:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ConnectorError(f"the embedded PostgreSQL in {str(self.directory)!r} did not start: "
+                                 f"{proc.stderr.strip()} {tail}")
 
     def _stop(self) -> None:
         pid = self._pid()
@@ -241,9 +247,7 @@ class EmbeddedServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
             while _alive(pid) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)  # our own child when we started it
-                time.sleep(0.05)
+                time.sleep(0.05)  # waiting for the server to exit, not a retry
             if not _alive(pid):
                 return
             deadline = time.monotonic() + 10
