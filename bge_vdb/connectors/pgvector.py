@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -39,7 +39,7 @@ from ..errors import (
     FailedRecord,
     InputError,
 )
-from ..retry import RetryPolicy
+from ..retry import RetryPolicy, call_with_retry
 from ..store import Cursor, VectorStore
 from ..types import CollectionSpec, Hit, Record
 from . import pgvector_sql as q
@@ -119,7 +119,8 @@ class PgVectorStore(VectorStore):
         if not parts.hostname and "host" not in query:
             raise ConfigError(f"no host in {url!r}; write postgresql://user@host:5432/db")
         query.setdefault("connect_timeout", "10")
-        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
+        # quote, not quote_plus: libpq reads "+" as a plus sign, not a space.
+        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), ""))
         host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
         shown = f"postgresql://{unquote(parts.username) + '@' if parts.username else ''}{host}"
         shown += f":{parts.port}" if parts.port else ""
@@ -250,10 +251,7 @@ class PgVectorStore(VectorStore):
                 "text text, metadata jsonb NOT NULL DEFAULT '{{}}', content_hash text)").format(
                     table, sql.Literal(spec.dim)), {})
             if index:
-                cur.execute(sql.SQL(
-                    "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops) "
-                    "WITH (m = {}, ef_construction = {})").format(
-                        table, sql.Literal(self._m), sql.Literal(self._ef_construction)), {})
+                self._add_hnsw(cur, table, "embedding", self._m, self._ef_construction)
             cur.execute(sql.SQL(
                 "INSERT INTO {} (name, dim, distance, fingerprint, index) VALUES (%s, %s, 'cosine', %s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET dim = EXCLUDED.dim, distance = EXCLUDED.distance, "
@@ -289,6 +287,34 @@ class PgVectorStore(VectorStore):
                 (name, layout.dim, layout.distance.value, Jsonb(dict(fingerprint)) if fingerprint else None))
 
         self._write(f"storing the fingerprint of {name!r}", run)
+
+    @staticmethod
+    def _add_hnsw(cur: psycopg.Cursor[Any], table: sql.Composable, column: str, m: int, ef_construction: int) -> None:
+        cur.execute(sql.SQL("CREATE INDEX ON {} USING hnsw ({} vector_cosine_ops) WITH (m = {}, ef_construction = {})")
+                    .format(table, q.ident(column), sql.Literal(m), sql.Literal(ef_construction)), {})
+
+    def create_index(self, name: str, *, m: int | None = None, ef_construction: int | None = None) -> None:
+        """Build an HNSW cosine index on an existing collection; searches then go through it.
+
+        Building once after a large first load is several times faster than keeping the index up
+        to date row by row (what ``index="hnsw"`` at creation does). Nothing happens when the
+        collection already has one.
+        """
+        m, ef_construction = m or self._m, ef_construction or self._ef_construction
+        catalogue = q.ident(self._schema, CATALOGUE)
+
+        def run(cur: psycopg.Cursor[Any]) -> None:
+            self._layouts.pop(name, None)
+            layout = self._layout(cur, name)
+            if layout.hnsw:
+                return
+            self._add_hnsw(cur, layout.table, layout.vector_col, m, ef_construction)
+            if self._catalogue_exists(cur):
+                cur.execute(sql.SQL("UPDATE {} SET index = %s WHERE name = %s").format(catalogue),
+                            (Jsonb({"method": "hnsw", "m": m, "ef_construction": ef_construction}), name))
+            self._layouts.pop(name, None)
+
+        call_with_retry(self._write, f"indexing {name!r}", run, policy=self.retry_policy)
 
     # ------------------------------------------------------------------------------ records
     def upsert_records(self, name: str, records: Sequence[Record]) -> list[FailedRecord]:
@@ -326,20 +352,25 @@ class PgVectorStore(VectorStore):
                 where: filters.Node | None, with_vectors: bool, exact: bool) -> list[Any]:
         params = q.Params()
         cond = q.to_sql(where, layout.meta_expr(), params)
-        distance = sql.SQL("{} <=> {}").format(q.ident(layout.vector_col),
-                                                params.add(np.asarray(vector, dtype=np.float32), binary=True))
+        distance = sql.SQL("({} <=> {})").format(q.ident(layout.vector_col),
+                                                 params.add(np.asarray(vector, dtype=np.float32), binary=True))
+        # Exact: ORDER BY distance + 0, which no index can serve, so the plan is a scan and a sort
+        # whatever the settings. (Turning enable_indexscan off is not enough: psycopg prepares a
+        # statement after 5 runs, and PostgreSQL may reuse a generic plan made with the index.)
+        order = sql.SQL("{} + 0").format(distance) if exact else distance
         inner = sql.SQL("SELECT {}, {} AS _distance FROM {} WHERE {} ORDER BY {} LIMIT {}").format(
-            layout.select_list(with_vectors), distance, layout.table, cond, distance, sql.Literal(k))
+            layout.select_list(with_vectors), distance, layout.table, cond, order, sql.Literal(k))
         if exact:
-            cur.execute("SELECT set_config('enable_indexscan', 'off', true)")
             return cur.execute(inner, params.values, binary=True).fetchall()
         # Iterative scans: the index keeps searching until k rows pass the filter (pgvector >= 0.8).
-        # relaxed_order finds more of them; the outer ORDER BY restores the exact order.
+        # relaxed_order finds more of them but returns them slightly out of order, and re-sorting
+        # in SQL does not work: PostgreSQL 17+ drops an outer ORDER BY over a CTE it believes is
+        # already sorted by the index (pgvector issue #862). So the k rows are sorted here.
         cur.execute("SELECT set_config('hnsw.ef_search', %s, true), "
                     "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
                     (str(min(1000, max(self._ef_search, k))),))
-        stmt = sql.SQL("WITH hits AS MATERIALIZED ({}) SELECT * FROM hits ORDER BY _distance").format(inner)
-        return cur.execute(stmt, params.values, binary=True).fetchall()
+        rows = cur.execute(inner, params.values, binary=True).fetchall()
+        return sorted(rows, key=lambda row: row[-1])
 
     def query(
         self, name: str, vector: np.ndarray, k: int, where: filters.Node | None, with_vectors: bool
