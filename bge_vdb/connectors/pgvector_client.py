@@ -20,7 +20,10 @@ from ..errors import (
 # SQLSTATEs worth a retry: serialization failure, deadlock, too many connections, lock timeout,
 # admin / crash shutdown, cannot connect now. A lost connection has class 08 or no SQLSTATE.
 TRANSIENT_STATES = frozenset({"40001", "40P01", "53300", "55P03", "57P01", "57P02", "57P03"})
-# A refused login carries no SQLSTATE in psycopg: these server texts are the passing ones.
+# A failed connection attempt carries no SQLSTATE in psycopg, only libpq's text. The server
+# refusing us (FATAL: bad password, no such database) or a TLS/auth mismatch will not pass on a
+# retry, unless the refusal is one of the passing states below.
+_PERMANENT_CONNECT = ("FATAL", "SSL", "password", "authentication", "certificate")
 _TRANSIENT_LOGIN = ("starting up", "shutting down", "too many clients", "recovery mode",
                     "not yet accepting connections", "in hot standby mode")
 
@@ -96,8 +99,8 @@ def map_errors(where: str, action: str, secret: str | None = None,
         raise
     except ConnectFailed as exc:
         text = str(exc)
-        if "FATAL" in text and not any(t in text for t in _TRANSIENT_LOGIN):
-            raise ConnectorError(msg(exc)) from None  # bad password, no such database or role
+        if any(t in text for t in _PERMANENT_CONNECT) and not any(t in text for t in _TRANSIENT_LOGIN):
+            raise ConnectorError(msg(exc)) from None
         raise ServerUnreachable(msg(exc)) from None
     except psycopg.errors.UndefinedTable as exc:
         if on_schema_change:
