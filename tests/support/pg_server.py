@@ -169,3 +169,22 @@ def pgvector_store(**options: object) -> Iterator[PgVectorStore]:
             yield store
         finally:
             store.close()
+
+
+class Databases:
+    """Fresh databases by name for one test (``url("clean")``, ``url("crashed")``...), all
+    dropped by :meth:`drop_all` (register it as a finalizer)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[contextlib.AbstractContextManager[str], str]] = {}
+
+    def url(self, name: str) -> str:
+        if name not in self._open:
+            ctx = fresh_database()
+            self._open[name] = (ctx, ctx.__enter__())
+        return self._open[name][1]
+
+    def drop_all(self) -> None:
+        for ctx, _ in self._open.values():
+            ctx.__exit__(None, None, None)
+        self._open.clear()

@@ -157,9 +157,17 @@ def _snapshot(url: str) -> dict[str, tuple[str | None, np.ndarray]]:
         return {r.id: (r.content_hash, np.asarray(r.vector)) for p in col.scroll(500, with_vectors=True) for r in p}
 
 
-@pytest.mark.parametrize("kind", ["qdrant", "milvus"])
-def test_killed_sync_resumes_to_exactly_a_clean_sync(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["qdrant", "milvus", "pgvector"])
+def test_killed_sync_resumes_to_exactly_a_clean_sync(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if kind == "pgvector":  # a database per name on the test PostgreSQL (TCP), dropped after
+        from tests.support.pg_server import Databases
+
+        databases = Databases()
+        request.addfinalizer(databases.drop_all)
+
     def url(name: str) -> str:
+        if kind == "pgvector":
+            return databases.url(name)
         return f"qdrant://{tmp_path / name}" if kind == "qdrant" else f"milvus://{tmp_path / name}.db"
 
     assert _run_worker(url("clean"), tmp_path / "clean.json", None, 0) == 0
