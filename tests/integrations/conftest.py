@@ -1,4 +1,4 @@
-"""Shared fixtures: every integration test runs on each of the five stores."""
+"""Shared fixtures: every integration test runs on each of the six stores."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from bge_vdb.store import VectorStore
 from tests.support.stores import STORE_FACTORIES
 
-# The five databases the integrations must behave the same on. A factory that its connector's
+# The six databases the integrations must behave the same on. A factory that its connector's
 # owner has not registered yet is skipped with that reason (never silently dropped).
-STORE_NAMES = ("memory", "qdrant-local", "milvus-lite", "weaviate-fake", "pinecone-fake")
+STORE_NAMES = ("memory", "qdrant-local", "milvus-lite", "weaviate-fake", "pinecone-fake", "pgvector")
 _ALIASES = {"qdrant-local": ("qdrant-local", "qdrant-memory")}
 
 

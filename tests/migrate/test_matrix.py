@@ -13,7 +13,7 @@ from tests.support.stores import STORE_FACTORIES
 
 from .conftest import DIM, SRC_EMBEDDER, fill_source
 
-STORES = ["memory", "qdrant-local", "milvus-lite", "weaviate-fake", "pinecone-fake"]
+STORES = ["memory", "qdrant-local", "milvus-lite", "weaviate-fake", "pinecone-fake", "pgvector"]
 # Qdrant re-normalizes cosine vectors on write (float32 x/|x|), moving values by up to an ulp:
 # vectors landing there are compared within 1e-7; everywhere else they must be bit for bit.
 RENORMALIZING = {"qdrant-local"}
