@@ -139,7 +139,12 @@ class PgVectorStore(VectorStore):
 
     # ---------------------------------------------------------------------------- errors
     def _map_errors(self, action: str) -> Any:
-        return map_errors(self._where, action, self._secret, on_schema_change=self._layouts.clear)
+        return map_errors(self._where, action, self._secret, on_schema_change=self._forget)
+
+    def _forget(self) -> None:
+        """Tables (or the extension) changed under us: read layouts and the type oid again."""
+        self._layouts.clear()
+        self._vector_oid = None
 
     def _read(self, action: str, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
         with self._map_errors(action):

