@@ -18,17 +18,13 @@ still come back short, the query is answered exactly instead. Filters are transl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
 from psycopg import sql
-from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
-from psycopg.types.string import StrDumperUnknown
 
 from .. import filters
 from ..errors import (
@@ -40,11 +36,11 @@ from ..errors import (
     InputError,
 )
 from ..retry import RetryPolicy, call_with_retry
-from ..store import Cursor, VectorStore
+from ..store import Cursor, VectorStore, refuse_unknown
 from ..types import CollectionSpec, Hit, Record
 from . import pgvector_sql as q
-from .pgvector_client import PgClient, map_errors
-from .pgvector_embedded import EmbeddedServer
+from .pgvector_client import KEYWORD_OPTIONS, PgClient, map_errors, parse_url
+from .pgvector_embedded import EmbeddedServer, check_directory
 
 CATALOGUE = "bge_vdb_collections"
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers: refuse them instead
@@ -91,42 +87,29 @@ class PgVectorStore(VectorStore):
         password from the URL, ``PGPASSWORD`` or ~/.pgpass, as libpq does), or
         ``pgvector:///abs/dir`` / ``pgvector://./rel/dir`` (an embedded server for that directory,
         stopped on close). Options in the query string or as keywords: ``schema``, ``index=hnsw``,
-        ``m``, ``ef_construction``, ``ef_search``; other query parameters go to libpq."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        for key in ("schema", "index", "m", "ef_construction", "ef_search"):
-            if key in query:
-                value = query.pop(key)
-                options.setdefault(key, int(value) if key in ("m", "ef_construction", "ef_search") and value.isdigit() else value)
-        if options.get("index") in ("", "none", "exact"):
-            options["index"] = None
-        if scheme == "pgvector":
-            if parts.netloc not in ("", ".", "..") or not parts.path.strip("/"):
-                raise ConfigError(f"{url!r}: write pgvector:///abs/dir or pgvector://./rel/dir (an embedded server "
-                                  f"for that directory); for a server write postgresql://user@host:5432/db")
-            if query:
-                raise ConfigError(f"unknown option(s) in the pgvector URL: {', '.join(sorted(query))}")
-            server = EmbeddedServer(parts.netloc + parts.path)
-            conninfo = server.acquire()
-            try:
-                return cls(conninfo, where=f"pgvector://{server.directory}", server=server, **options)
-            except BaseException:
-                server.release()
-                raise
-        if scheme not in ("postgresql", "postgres"):
-            raise ConfigError(f"PgVectorStore cannot open {scheme!r} URLs")
-        if not parts.hostname and "host" not in query:
-            raise ConfigError(f"no host in {url!r}; write postgresql://user@host:5432/db")
-        query.setdefault("connect_timeout", "10")
-        # quote, not quote_plus: libpq reads "+" as a plus sign, not a space.
-        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), ""))
-        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
-        shown = f"postgresql://{unquote(parts.username) + '@' if parts.username else ''}{host}"
-        shown += f":{parts.port}" if parts.port else ""
-        shown += parts.path
-        secret = unquote(parts.password) if parts.password else os.environ.get("PGPASSWORD") or None
-        return cls(conninfo, where=shown, secret=secret, **options)
+        ``m``, ``ef_construction``, ``ef_search``; libpq takes the other query parameters."""
+        refuse_unknown(options, KEYWORD_OPTIONS, "pgvector option")
+        cls.check_url(url)
+        parsed = parse_url(url)
+        for key, value in parsed.settings.items():
+            options.setdefault(key, value)
+        if parsed.embedded is None:
+            return cls(parsed.conninfo, where=parsed.shown, secret=parsed.secret, **options)
+        server = EmbeddedServer(parsed.embedded)
+        conninfo = server.acquire()
+        try:
+            return cls(conninfo, where=f"pgvector://{server.directory}", server=server, **options)
+        except BaseException:
+            server.release()
+            raise
+
+    @classmethod
+    def check_url(cls, url: str, *, must_exist: bool = False) -> None:
+        """Known options only (ours, and libpq's for a server); an embedded store's path must be a
+        directory, and with ``must_exist`` one holding a database already."""
+        parsed = parse_url(url)
+        if parsed.embedded is not None:
+            check_directory(parsed.embedded, must_exist=must_exist)
 
     def __repr__(self) -> str:  # never shows a password: _where is built without it
         return f"PgVectorStore({self._where!r})"
@@ -165,18 +148,6 @@ class PgVectorStore(VectorStore):
                              f"(at most {MAX_NAME_BYTES} bytes, no NUL)")
         if name == CATALOGUE:
             raise InputError(f"{CATALOGUE!r} is bge-vdb's catalogue table, not a collection")
-
-    def _catalogue_exists(self, cur: psycopg.Cursor[Any]) -> bool:
-        # The quoted name is a value here, not SQL: plain Identifier, no doubled "%".
-        row = cur.execute("SELECT to_regclass(%s) IS NOT NULL",
-                          (sql.Identifier(self._schema, CATALOGUE).as_string(cur),)).fetchone()
-        return bool(row and row[0])
-
-    def _create_catalogue(self, cur: psycopg.Cursor[Any]) -> None:
-        cur.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, dim integer NOT NULL, "
-            "distance text NOT NULL, fingerprint jsonb, index jsonb, "
-            "created_at timestamptz NOT NULL DEFAULT now())").format(q.ident(self._schema, CATALOGUE)), {})
 
     def _load_layout(self, cur: psycopg.Cursor[Any], name: str) -> q.Layout | None:
         columns = cur.execute(q.COLUMNS_SQL, (self._schema, name)).fetchall()
@@ -230,7 +201,7 @@ class PgVectorStore(VectorStore):
                 return None
             self._layouts[name] = layout
             fingerprint = None
-            if self._catalogue_exists(cur):
+            if q.catalogue_exists(cur, self._schema, CATALOGUE):
                 row = cur.execute(sql.SQL("SELECT fingerprint FROM {} WHERE name = %s").format(
                     q.ident(self._schema, CATALOGUE)), (name,)).fetchone()
                 fingerprint = row[0] if row else None
@@ -250,13 +221,13 @@ class PgVectorStore(VectorStore):
             if self._load_layout(cur, spec.name) is not None:
                 return
             cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            self._create_catalogue(cur)
+            q.create_catalogue(cur, self._schema, CATALOGUE)
             cur.execute(sql.SQL(
                 "CREATE TABLE {} (id text COLLATE \"C\" PRIMARY KEY, embedding vector({}) NOT NULL, "
                 "text text, metadata jsonb NOT NULL DEFAULT '{{}}', content_hash text)").format(
                     table, sql.Literal(spec.dim)), {})
             if index:
-                self._add_hnsw(cur, table, "embedding", self._m, self._ef_construction)
+                q.add_hnsw(cur, table, "embedding", self._m, self._ef_construction)
             cur.execute(sql.SQL(
                 "INSERT INTO {} (name, dim, distance, fingerprint, index) VALUES (%s, %s, 'cosine', %s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET dim = EXCLUDED.dim, distance = EXCLUDED.distance, "
@@ -272,7 +243,7 @@ class PgVectorStore(VectorStore):
 
         def run(cur: psycopg.Cursor[Any]) -> None:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(name)), {})
-            if self._catalogue_exists(cur):
+            if q.catalogue_exists(cur, self._schema, CATALOGUE):
                 cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(
                     q.ident(self._schema, CATALOGUE)), (name,))
 
@@ -285,18 +256,13 @@ class PgVectorStore(VectorStore):
         def run(cur: psycopg.Cursor[Any]) -> None:
             layout = self._layout(cur, name)
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            self._create_catalogue(cur)
+            q.create_catalogue(cur, self._schema, CATALOGUE)
             cur.execute(sql.SQL(
                 "INSERT INTO {} (name, dim, distance, fingerprint) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET fingerprint = EXCLUDED.fingerprint").format(catalogue),
                 (name, layout.dim, layout.distance.value, Jsonb(dict(fingerprint)) if fingerprint else None))
 
         self._write(f"storing the fingerprint of {name!r}", run)
-
-    @staticmethod
-    def _add_hnsw(cur: psycopg.Cursor[Any], table: sql.Composable, column: str, m: int, ef_construction: int) -> None:
-        cur.execute(sql.SQL("CREATE INDEX ON {} USING hnsw ({} vector_cosine_ops) WITH (m = {}, ef_construction = {})")
-                    .format(table, q.ident(column), sql.Literal(m), sql.Literal(ef_construction)), {})
 
     def create_index(self, name: str, *, m: int | None = None, ef_construction: int | None = None) -> None:
         """Build an HNSW cosine index on an existing collection; searches then go through it.
@@ -313,8 +279,8 @@ class PgVectorStore(VectorStore):
             layout = self._layout(cur, name)
             if layout.hnsw:
                 return
-            self._add_hnsw(cur, layout.table, layout.vector_col, m, ef_construction)
-            if self._catalogue_exists(cur):
+            q.add_hnsw(cur, layout.table, layout.vector_col, m, ef_construction)
+            if q.catalogue_exists(cur, self._schema, CATALOGUE):
                 cur.execute(sql.SQL("UPDATE {} SET index = %s WHERE name = %s").format(catalogue),
                             (Jsonb({"method": "hnsw", "m": m, "ef_construction": ef_construction}), name))
             self._layouts.pop(name, None)
@@ -339,49 +305,14 @@ class PgVectorStore(VectorStore):
                 row += [r.content_hash] if layout.hash_col else []
                 rows.append(row)
             if rows:
-                (self._copy_rows if layout.id_is_text else self._insert_rows)(cur, layout, rows)
+                if layout.id_is_text:
+                    assert self._vector_oid is not None  # set by self._vectors(cur)
+                    q.copy_rows(cur, layout, rows, self._vector_oid)
+                else:
+                    q.insert_rows(cur, layout, rows)
             return refused
 
         return self._write(f"writing {len(records)} records to {name!r}", run)  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _target(layout: q.Layout) -> tuple[list[sql.Composable], sql.Composable]:
-        names = [layout.id_col, layout.vector_col, layout.text_col, layout.meta_col, layout.hash_col]
-        cols: list[sql.Composable] = [q.ident(c) for c in names if c]
-        update = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
-            cols[0], sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in cols[1:]))
-        return cols, update
-
-    def _copy_rows(self, cur: psycopg.Cursor[Any], layout: q.Layout, rows: list[list[Any]]) -> None:
-        """Binary COPY into a temporary table, then one INSERT ... ON CONFLICT DO UPDATE: faster
-        than a pipelined executemany of the same rows (benchmarks/pgvector.py writes). The table
-        is made and dropped inside our transaction: a rollback or a lost connection leaves nothing."""
-        cols, update = self._target(layout)
-        stage = q.ident("bge_vdb_stage")
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{s}; CREATE TEMP TABLE {s} AS SELECT {c} FROM {t} "
-                            "WITH NO DATA").format(s=stage, c=sql.SQL(", ").join(cols), t=layout.table), {})
-        assert self._vector_oid is not None  # set by self._vectors(cur)
-        types = [25, self._vector_oid] + [25] * bool(layout.text_col)  # 25: text, also for varchar columns
-        types += [3802 if layout.meta_is_jsonb else 114] * bool(layout.meta_col) + [25] * bool(layout.hash_col)
-        meta_at = 2 + bool(layout.text_col) if layout.meta_col else -1
-        with cur.copy(sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(stage)) as copy:
-            copy.set_types(types)
-            for row in rows:
-                if meta_at >= 0:  # already exact JSON text: sent as it is
-                    row[meta_at] = Jsonb(row[meta_at], dumps=_as_is)
-                copy.write_row(row)
-        # ORDER BY id: rows are locked in one order, so concurrent writers cannot deadlock.
-        cur.execute(sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s} ORDER BY {i}{u}; DROP TABLE {s}").format(
-            t=layout.table, c=sql.SQL(", ").join(cols), s=stage, i=cols[0], u=update), {})
-
-    def _insert_rows(self, cur: psycopg.Cursor[Any], layout: q.Layout, rows: list[list[Any]]) -> None:
-        """One pipelined INSERT ... ON CONFLICT per row, strings untyped so PostgreSQL reads them as
-        the column's type: for tables made elsewhere whose id is not text (uuid, bigint...)."""
-        cols, update = self._target(layout)
-        holders = [sql.Placeholder(format=PyFormat.BINARY) if i == 1 else sql.Placeholder() for i in range(len(cols))]
-        cur.adapters.register_dumper(str, StrDumperUnknown)
-        cur.executemany(sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
-            layout.table, sql.SQL(", ").join(cols), sql.SQL(", ").join(holders), update), rows)
 
     def _search(self, cur: psycopg.Cursor[Any], layout: q.Layout, vector: np.ndarray, k: int,
                 where: filters.Node | None, with_vectors: bool, exact: bool) -> list[Any]:
@@ -494,6 +425,3 @@ class PgVectorStore(VectorStore):
         return int(self._read(f"counting {name!r}", run))
 
 
-
-def _as_is(text: str) -> str:
-    return text

@@ -1,21 +1,32 @@
-"""Where the pgvector connector's SQL runs, and the one place psycopg errors become ours."""
+"""Where the pgvector connector's SQL runs: its URLs, its connections, and the one place psycopg
+errors become ours."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
 from ..errors import (
     BgeVdbError,
     CollectionNotFound,
+    ConfigError,
     ConnectorError,
     ServerUnreachable,
     TransientError,
 )
+from ..store import url_options
+
+#: Options of ours, in a URL's query or as keywords of connect(); libpq takes the rest of a query.
+INT_OPTIONS = ("m", "ef_construction", "ef_search")
+URL_OPTIONS = ("schema", "index", *INT_OPTIONS)
+KEYWORD_OPTIONS = (*URL_OPTIONS, "retry_policy")
 
 # SQLSTATEs worth a retry: serialization failure, deadlock, too many connections, lock timeout,
 # admin / crash shutdown, cannot connect now. A lost connection has class 08 or no SQLSTATE.
@@ -26,6 +37,63 @@ TRANSIENT_STATES = frozenset({"40001", "40P01", "53300", "55P03", "57P01", "57P0
 _PERMANENT_CONNECT = ("FATAL", "SSL", "password", "authentication", "certificate")
 _TRANSIENT_LOGIN = ("starting up", "shutting down", "too many clients", "recovery mode",
                     "not yet accepting connections", "in hot standby mode")
+
+
+@dataclass
+class PgUrl:
+    """What a ``postgresql://``, ``postgres://`` or ``pgvector://`` URL says."""
+
+    settings: dict[str, Any]  # our options, parsed and checked
+    embedded: str | None = None  # pgvector:///dir: the directory
+    conninfo: str = field(default="", repr=False)  # a server: the libpq URL, password included
+    shown: str = ""  # the same without the password or any option
+    secret: str | None = field(default=None, repr=False)
+
+
+def _settings(query: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in URL_OPTIONS:
+        if key not in query:
+            continue
+        value = query.pop(key)
+        if key in INT_OPTIONS:
+            if not value.isdigit() or int(value) < 1:
+                raise ConfigError(f"the URL option {key} takes a positive whole number, got {value!r}")
+            out[key] = int(value)
+        elif key == "index":
+            if value.lower() not in ("hnsw", "", "none", "exact"):
+                raise ConfigError(f"the URL option index takes hnsw (or none: exact search), got {value!r}")
+            out[key] = "hnsw" if value.lower() == "hnsw" else None
+        else:
+            out[key] = value
+    return out
+
+
+def parse_url(url: str) -> PgUrl:
+    """Check and split a URL without connecting: unknown options are refused by name."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "pgvector":
+        query = url_options(url, URL_OPTIONS, "pgvector")
+        if parts.netloc not in ("", ".", "..") or not parts.path.strip("/"):
+            raise ConfigError(f"{url!r}: write pgvector:///abs/dir or pgvector://./rel/dir (an embedded server "
+                              f"for that directory); for a server write postgresql://user@host:5432/db")
+        return PgUrl(_settings(query), embedded=parts.netloc + parts.path)
+    if scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"PgVectorStore cannot open {scheme!r} URLs")
+    libpq = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
+    query = url_options(url, (*URL_OPTIONS, *libpq), "PostgreSQL")
+    settings = _settings(query)
+    if not parts.hostname and "host" not in query:
+        raise ConfigError(f"no host in {url!r}; write postgresql://user@host:5432/db")
+    query.setdefault("connect_timeout", "10")
+    # quote, not quote_plus: libpq reads "+" as a plus sign, not a space.
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), ""))
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
+    shown = f"postgresql://{unquote(parts.username) + '@' if parts.username else ''}{host}"
+    shown += f":{parts.port}" if parts.port else ""
+    secret = unquote(parts.password) if parts.password else os.environ.get("PGPASSWORD") or None
+    return PgUrl(settings, conninfo=conninfo, shown=shown + parts.path, secret=secret)
 
 
 class ConnectFailed(psycopg.OperationalError):

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ConfigError, ConnectorError, MissingExtra
+from ..errors import ConfigError, ConnectorError, MissingExtra, StoreNotFound
 
 SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT = 60.0
@@ -79,6 +79,17 @@ def _check_reachable(directory: Path, user: str) -> None:
                 f"the database in a directory every user can reach (e.g. under /var/lib or /srv), "
                 f"or allow it with: chmod o+x {parent}"
             )
+
+
+def check_directory(directory: str, *, must_exist: bool) -> None:
+    """A store's directory is not a file, and with ``must_exist`` holds a database already
+    (opening creates one: read-only tools want to be told instead)."""
+    path = os.path.abspath(os.path.expanduser(directory))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{path!r} is a file, not an embedded PostgreSQL store (a directory)")
+    if must_exist and not os.path.isfile(os.path.join(path, "data", "PG_VERSION")):
+        raise StoreNotFound(f"no embedded PostgreSQL store at {path!r}"
+                            + ("" if os.path.exists(path) else ": the directory does not exist"))
 
 
 def _alive(pid: int) -> bool:

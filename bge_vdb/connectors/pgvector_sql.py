@@ -32,6 +32,8 @@ import numpy as np
 from psycopg import sql
 from psycopg.adapt import Dumper, Loader, PyFormat
 from psycopg.pq import Format
+from psycopg.types.json import Jsonb
+from psycopg.types.string import StrDumperUnknown
 
 from .. import filters
 from ..errors import InputError
@@ -307,3 +309,68 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_has_nul(v) for v in value)
     return False
+
+
+# ---------------------------------------------------------------------------------- writes
+
+
+def catalogue_exists(cur: Any, schema: str, catalogue: str) -> bool:
+    # The quoted name is a value here, not SQL: plain Identifier, no doubled "%".
+    row = cur.execute("SELECT to_regclass(%s) IS NOT NULL", (sql.Identifier(schema, catalogue).as_string(cur),)).fetchone()
+    return bool(row and row[0])
+
+
+def create_catalogue(cur: Any, schema: str, catalogue: str) -> None:
+    cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, dim integer NOT NULL, "
+                        "distance text NOT NULL, fingerprint jsonb, index jsonb, "
+                        "created_at timestamptz NOT NULL DEFAULT now())").format(ident(schema, catalogue)), {})
+
+
+def add_hnsw(cur: Any, table: sql.Composable, column: str, m: int, ef_construction: int) -> None:
+    cur.execute(sql.SQL("CREATE INDEX ON {} USING hnsw ({} vector_cosine_ops) WITH (m = {}, ef_construction = {})")
+                .format(table, ident(column), sql.Literal(m), sql.Literal(ef_construction)), {})
+
+
+def _target(layout: Layout) -> tuple[list[sql.Composable], sql.Composable]:
+    names = [layout.id_col, layout.vector_col, layout.text_col, layout.meta_col, layout.hash_col]
+    cols: list[sql.Composable] = [ident(c) for c in names if c]
+    update = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
+        cols[0], sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in cols[1:]))
+    return cols, update
+
+
+def copy_rows(cur: Any, layout: Layout, rows: list[list[Any]], vector_oid: int) -> None:
+    """Binary COPY into a temporary table, then one INSERT ... ON CONFLICT DO UPDATE: faster than a
+    pipelined executemany of the same rows (benchmarks/pgvector.py writes). The table is made
+    and dropped inside the caller's transaction: a rollback or a lost connection leaves nothing.
+    ``rows`` are [id, vector, text?, metadata JSON?, hash?] as the layout has those columns."""
+    cols, update = _target(layout)
+    stage = ident("bge_vdb_stage")
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{s}; CREATE TEMP TABLE {s} AS SELECT {c} FROM {t} "
+                        "WITH NO DATA").format(s=stage, c=sql.SQL(", ").join(cols), t=layout.table), {})
+    types = [25, vector_oid] + [25] * bool(layout.text_col)  # 25: text, also for varchar columns
+    types += [3802 if layout.meta_is_jsonb else 114] * bool(layout.meta_col) + [25] * bool(layout.hash_col)
+    meta_at = 2 + bool(layout.text_col) if layout.meta_col else -1
+    with cur.copy(sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(stage)) as copy:
+        copy.set_types(types)
+        for row in rows:
+            if meta_at >= 0:  # already exact JSON text: sent as it is
+                row[meta_at] = Jsonb(row[meta_at], dumps=_as_is)
+            copy.write_row(row)
+    # ORDER BY id: rows are locked in one order, so concurrent writers cannot deadlock.
+    cur.execute(sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s} ORDER BY {i}{u}; DROP TABLE {s}").format(
+        t=layout.table, c=sql.SQL(", ").join(cols), s=stage, i=cols[0], u=update), {})
+
+
+def insert_rows(cur: Any, layout: Layout, rows: list[list[Any]]) -> None:
+    """One pipelined INSERT ... ON CONFLICT per row, strings untyped so PostgreSQL reads them as
+    the column's type: for tables made elsewhere whose id is not text (uuid, bigint...)."""
+    cols, update = _target(layout)
+    holders = [sql.Placeholder(format=PyFormat.BINARY) if i == 1 else sql.Placeholder() for i in range(len(cols))]
+    cur.adapters.register_dumper(str, StrDumperUnknown)
+    cur.executemany(sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
+        layout.table, sql.SQL(", ").join(cols), sql.SQL(", ").join(holders), update), rows)
+
+
+def _as_is(text: str) -> str:
+    return text
