@@ -54,7 +54,8 @@ def test_connections_killed_by_the_server_are_retried_and_land_exactly_once(url:
     batched upsert: each batch is retried on a new connection, nothing is lost or doubled."""
     waits: list[float] = []
     dbname = url.rsplit("/", 1)[1]
-    with PgVectorStore.from_url(url, retry_policy=RetryPolicy(attempts=20, sleep=waits.append)) as store:
+    policy = RetryPolicy(attempts=100, max_total=1e9, sleep=waits.append)  # waits recorded, not slept
+    with PgVectorStore.from_url(url, retry_policy=policy) as store:
         store.max_batch_count = 20  # type: ignore[misc]
         col = store.collection("docs", dim=DIM)
         stop = threading.Event()
@@ -64,7 +65,9 @@ def test_connections_killed_by_the_server_are_retried_and_land_exactly_once(url:
             nonlocal killed
             while not stop.is_set():
                 killed += _terminate_backends(dbname)
-                time.sleep(0.02)  # the fault's rhythm, not a retry
+                # The fault's rhythm, not a retry: long enough for a batch to land in between even
+                # on a loaded machine, short enough to hit many batches mid-way.
+                time.sleep(0.15)
 
         thread = threading.Thread(target=killer)
         thread.start()

@@ -27,18 +27,16 @@ from bge_vdb.types import Record
 from tests.support.pg_server import pgvector_store
 
 DIM = 4
-NUMBERS: list[Any] = [0, 1, -1, 2, 0.0, -0.0, 1.0, 2.0, 1.5, -2.5, 1e20, 1e23, 10**23, 1e-300, 2**53,
-                      2**53 + 1, 2.0**53, 9007199254740993, -(2**63), 2**64, 0.1, 1e16, 123456789.125]
+# Stored integers fit in 64 bits (bge-vdb refuses larger ones); filter values may be any size.
+NUMBERS: list[Any] = [0, 1, -1, 2, 0.0, -0.0, 1.0, 2.0, 1.5, -2.5, 1e20, 1e23, 1e-300, 2**53, 2**53 + 1,
+                      2.0**53, 9007199254740993, -(2**63), 2**63 - 1, 0.1, 1e16, 123456789.125]
+FILTER_NUMBERS = [*NUMBERS, 10**23, 2**64, -(2**63) - 1]
 STRINGS = ["1", "1.0", "true", "a", "", "中文", "x'y\"z\\", "null"]
-# Metadata integers must fit in 64 bits (store.check_metadata refuses larger ones); filters may
-# still name any integer, so only the stored values leave the giants out.
-STORABLE_NUMBERS = [n for n in NUMBERS
-                    if isinstance(n, (bool, float)) or -(2**63) <= n < 2**63]
-SCALARS = st.one_of(st.none(), st.booleans(), st.sampled_from(STORABLE_NUMBERS), st.sampled_from(STRINGS),
+SCALARS = st.one_of(st.none(), st.booleans(), st.sampled_from(NUMBERS), st.sampled_from(STRINGS),
                     st.integers(-3, 3), st.floats(allow_nan=False, allow_infinity=False))
-FILTER_SCALARS = st.one_of(st.booleans(), st.sampled_from(NUMBERS), st.sampled_from(STRINGS), st.integers(-3, 3),
-                           st.floats(allow_nan=False, allow_infinity=False))
-RANGE_VALUES = st.one_of(st.sampled_from([n for n in NUMBERS if not isinstance(n, bool)]), st.integers(-3, 3),
+FILTER_SCALARS = st.one_of(st.booleans(), st.sampled_from(FILTER_NUMBERS), st.sampled_from(STRINGS),
+                           st.integers(-3, 3), st.floats(allow_nan=False, allow_infinity=False))
+RANGE_VALUES = st.one_of(st.sampled_from(FILTER_NUMBERS), st.integers(-3, 3),
                          st.floats(allow_nan=False, allow_infinity=False, min_value=-1e30, max_value=1e30))
 KEYS = ["a", "b", "n.x", "n.y", "n", "a.x", "missing", "l"]
 
@@ -139,11 +137,12 @@ def test_to_json_keeps_integral_floats_exact() -> None:
 
 
 def test_numbers_compare_exactly_across_int_and_float(col: Collection) -> None:
-    rows = [{"v": 2**63 - 1}, {"v": 2.0**63}, {"v": 2**53 + 1}, {"v": 2.0**53}, {"v": 1}, {"v": 1.0}, {"v": True}, {"v": "1"}]
+    rows = [{"v": 2**63 - 1}, {"v": 1e23}, {"v": 2**53 + 1}, {"v": 2.0**53}, {"v": 1}, {"v": 1.0}, {"v": True}, {"v": "1"}]
     col.upsert(_records(rows))
-    for case, want in [({"v": 2.0**63}, {"r1"}), ({"v": 2**63 - 1}, {"r0"}), ({"v": 2**53}, {"r3"}),
+    for case, want in [({"v": 1e23}, {"r1"}), ({"v": 10**23}, set()), ({"v": 2**53}, {"r3"}),
+                       ({"v": 2**63 - 1}, {"r0"}), ({"v": float(2**63 - 1)}, set()),
                        ({"v": 1}, {"r4", "r5"}), ({"v": True}, {"r6"}), ({"v": "1"}, {"r7"}),
-                       ({"v": {"$gt": 2**63 - 1}}, {"r1"}), ({"v": {"$gte": 2**53}}, {"r0", "r1", "r2", "r3"}),
+                       ({"v": {"$gt": 2**63}}, {"r1"}), ({"v": {"$gte": 2**53}}, {"r0", "r1", "r2", "r3"}),
                        ({"v": {"$in": [1.0, "1"]}}, {"r4", "r5", "r7"}), ({"v": {"$ne": 1}}, {f"r{i}" for i in (0, 1, 2, 3, 6, 7)})]:
         node = filters.parse(case)
         assert {f"r{i}" for i, m in enumerate(rows) if filters.matches(node, m)} == want, case  # the reference agrees
