@@ -20,7 +20,7 @@ from tests.support.fake_embedder import HashEmbedder
 from tests.support.pg_server import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
-N_DOCS = 600
+N_DOCS = 300
 
 WORKER = """
 import json, sys
@@ -105,6 +105,6 @@ def test_two_writer_processes_sync_disjoint_parts(clean: dict[str, tuple[str | N
 
 def test_three_writer_processes_with_overlapping_parts(clean: dict[str, tuple[str | None, str | None, dict[str, object], np.ndarray]]) -> None:
     with fresh_database() as url:
-        reports = _run_together(url, [(0, 400), (200, N_DOCS), (100, 500)])
+        reports = _run_together(url, [(0, 200), (100, N_DOCS), (50, 250)])
         assert all(r["ok"] for r in reports)
         _same(_snapshot(url), clean)
