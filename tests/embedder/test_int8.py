@@ -11,6 +11,7 @@ import pytest
 
 from bge_vdb import Embedder
 from bge_vdb.backends.int8 import CALIBRATION_TEXTS, quantize_int8
+from bge_vdb.backends.onnx import onnx_model_for
 from bge_vdb.errors import ConfigError, ModelError
 
 onnx = pytest.importorskip("onnx")
@@ -23,7 +24,7 @@ def _ops(file: Path) -> list[str]:
 def test_int8_quantizes_the_first_ffn_matmul_of_all_but_the_last_layer(tiny_bge: Path) -> None:
     emb = Embedder(tiny_bge, backend="onnx", precision="int8").load()
     assert emb.backend.describe() == "onnx/cpu/int8"
-    int8_ops, fp32_ops = _ops(emb.backend.file), _ops(Embedder(tiny_bge, backend="onnx").load().backend.file)
+    int8_ops, fp32_ops = _ops(emb.backend.file), _ops(onnx_model_for(tiny_bge))
     # tiny_bge has 2 layers: only layer 0's intermediate dense is int8, behind one smoothing Mul.
     assert int8_ops.count("MatMulInteger") == 1 and "MatMulInteger" not in fp32_ops
     smooth = [n for n in onnx.load(str(emb.backend.file)).graph.node if n.name.endswith("/smooth")]
@@ -62,7 +63,7 @@ def test_smoothing_leaves_the_float_product_unchanged(tiny_bge: Path, tmp_path: 
         from bge_vdb.embedder import _pad
 
         batches = [_pad(emb._tokenizer.encode_batch(list(CALIBRATION_TEXTS[:4])))]
-        out = quantize_int8(emb.backend.file, tmp_path / "smoothed.onnx", batches)
+        out = quantize_int8(onnx_model_for(tiny_bge), tmp_path / "smoothed.onnx", batches)
     finally:
         monkey.undo()
     assert "Mul" in _ops(out) and kept
@@ -72,7 +73,7 @@ def test_smoothing_leaves_the_float_product_unchanged(tiny_bge: Path, tmp_path: 
     feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
             "token_type_ids": batch.token_type_ids}
     smoothed = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feed)[0]
-    original = ort.InferenceSession(str(emb.backend.file), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    original = ort.InferenceSession(str(onnx_model_for(tiny_bge)), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     np.testing.assert_allclose(smoothed, original, atol=1e-4)
 
 

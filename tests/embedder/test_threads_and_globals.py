@@ -140,10 +140,11 @@ def test_concurrent_explicit_thread_counts_restore_the_callers_setting(tiny_bge:
 
 def _fp32_onnx_and_batches(tiny_bge: Path) -> tuple[Path, list[Any]]:
     from bge_vdb.backends.int8 import calibration_batches
+    from bge_vdb.backends.onnx import onnx_model_for
     from bge_vdb.embedder import _pad
 
-    emb = Embedder(tiny_bge, backend="onnx").load()
-    return emb.backend.file, calibration_batches(lambda t: _pad(emb._truncating.encode_batch(t)))  # type: ignore[attr-defined]
+    emb = Embedder(tiny_bge, backend="onnx").load()  # int8 is built from the plain (unfused) export
+    return onnx_model_for(tiny_bge), calibration_batches(lambda t: _pad(emb._truncating.encode_batch(t)))  # type: ignore[attr-defined]
 
 
 def test_int8_build_leaves_the_root_logger_alone(tiny_bge: Path, tmp_path: Path,
