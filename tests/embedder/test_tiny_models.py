@@ -206,7 +206,9 @@ def test_bad_arguments(tiny_bge: Path) -> None:
 
 
 def test_iter_embed_streams_in_order(tiny_bge: Path) -> None:
-    emb = make(tiny_bge, batch_size=4)
+    # 375 forward passes of a tiny model: one thread (for these passes only) spares OpenMP's
+    # barrier, which made this test take minutes on a loaded machine.
+    emb = make(tiny_bge, batch_size=4, threads=1)
     texts = [f"dog {'cat ' * (i % 7)}{i}" for i in range(1500)]
 
     def gen():  # a generator: never a list
