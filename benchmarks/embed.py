@@ -20,7 +20,8 @@ of them alike; the table keeps each path's best round, the JSON every round. The
 bf16 matmul ceilings are measured in the same run, before and after. A profiler pass per set
 shows where the time goes. Accuracy is measured on the real all-MiniLM-L6-v2 weights, with
 its own mean pooling and configured as BGE (CLS), against sentence-transformers' fp32
-vectors: the natural set as passages, 100 section headings as queries.
+vectors: the natural set (or ``--accuracy-docs`` of it) as passages, 100 section headings as
+queries.
 
 fastembed (optional) runs from a side directory so its pins (huggingface-hub<2) never touch
 the main environment: ``pip install --target DIR --no-deps fastembed loguru mmh3
@@ -51,7 +52,7 @@ from benchmarks.embed_paths import CANDIDATES, PATHS, knob_of  # noqa: E402
 
 LAYERS, HIDDEN, HEADS, FFN = 12, 384, 12, 1536
 SETS = ("natural", "128", "256", "512")
-DEFAULT_PATHS = ("st", "default", "fp32", "autocast", "compile", "onnx", "int8")
+DEFAULT_PATHS = ("st", "default", "fp32", "autocast", "compile", "onnx", "onnx-plain", "int8")
 
 
 # --- models and sets ---------------------------------------------------------------------------
@@ -240,7 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"set {name}: {len(docs)} passages, {sum(tokens[name])} tokens (mean {np.mean(tokens[name]):.0f})",
                   flush=True)
 
-        if {"onnx", "int8"} & set(keys):  # the one-time export and int8 build, outside the timings
+        if {"onnx", "onnx-plain", "int8"} & set(keys):  # the one-time export and int8 build, outside the timings
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", PREPARE_ONNX, str(model_dir)], env=env, check=True)
             print(f"ONNX export and int8 build (once, cached): {time.perf_counter() - start:.1f} s", flush=True)
@@ -294,7 +295,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         acc: dict[str, dict[str, dict[str, float]]] = {}
         if not args.no_accuracy:
             queries = wiki_queries(100)
-            (tmp / "acc-docs.json").write_text(json.dumps(sets["natural"]))
+            natural = sets["natural"]  # --accuracy-docs of them, spread over the set
+            acc_docs = natural[::max(1, len(natural) // args.accuracy_docs)][:args.accuracy_docs]
+            (tmp / "acc-docs.json").write_text(json.dumps(acc_docs))
             (tmp / "acc-queries.json").write_text(json.dumps(queries))
             for layout in ("mean", "cls"):
                 real = minilm_layout(tmp, minilm, layout)
@@ -328,6 +331,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "ceiling_share": model_gflop(tokens[s]) / best / ceil[dtype], "ceiling": dtype,
                 "batch": knobs[k][s], "sweep": sweep[k][s]}
     return {"machine": {**info, "load_avg_runs": loads}, "threads": args.threads, "rounds": args.rounds,
+            "accuracy_docs": 0 if args.no_accuracy else min(args.accuracy_docs, len(sets["natural"])),
             "sets": {s: {"docs": len(sets[s]), "tokens": sum(tokens[s]), "tokens_mean": float(np.mean(tokens[s]))}
                      for s in SETS},
             "ceilings_gflops": ceil, "ceilings_before_after": [ceil_before, ceil_after],
@@ -381,14 +385,16 @@ def markdown(result: dict[str, Any]) -> str:
     out += ["", f"Machine: {m['cpu']}, {m['cores']} cores, {result['threads']} threads, flags {m['flags']}; "
             f"ceilings fp32 {ceil['fp32']:.0f} / bf16 {ceil['bf16']:.0f} GFLOP/s; load average "
             f"{min(m['load_avg_runs']):.2f}-{max(m['load_avg_runs']):.2f} during the rounds; "
-            f"{result['rounds']} rounds; commit {result['commit']}."]
+            f"{result['rounds']} rounds; accuracy on {result.get('accuracy_docs', '?')} passages; "
+            f"commit {result['commit']}."]
     return "\n".join(out)
 
 
 def _short(op: str) -> str:
     names = {"_scaled_dot_product_flash_attention_for_cpu": "attention (flash)",
              "_linear_pointwise": "linear (oneDNN)", "addmm": "linear (addmm)", "native_layer_norm": "layer norm",
-             "copy_": "dtype casts/copies", "onnx::MatMul": "MatMul", "onnx::FusedMatMul": "attention matmuls"}
+             "copy_": "dtype casts/copies", "onnx::MatMul": "MatMul", "onnx::FusedMatMul": "attention matmuls",
+             "onnx::Attention": "attention (fused)", "onnx::SkipLayerNormalization": "add + layer norm"}
     bare = op.split("::")[-1] if not op.startswith("onnx::") else op
     return names.get(bare, bare.replace("onnx::", ""))
 
@@ -413,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 passages, 8k-token sets, 2 rounds")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-accuracy", action="store_true")
+    parser.add_argument("--accuracy-docs", type=int, default=1000,
+                        help="passages of the natural set used for accuracy (on the real MiniLM weights)")
     parser.add_argument("--fastembed-path", help="a pip --target directory holding fastembed")
     parser.add_argument("--json", default="benchmark-embed.json", help="where to write the results")
     parser.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), help="compare two JSON results")

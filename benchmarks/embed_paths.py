@@ -29,7 +29,9 @@ PATHS: dict[str, dict[str, Any]] = {
                  "precision": "bf16", "packed": False},
     "compile": {"label": "bge-vdb torch bf16, `compile=True` (opt-in)", "kind": "bge", "backend": "torch",
                 "precision": "bf16", "compile": True},
-    "onnx": {"label": "bge-vdb ONNX Runtime fp32", "kind": "bge", "backend": "onnx"},
+    "onnx": {"label": "bge-vdb ONNX Runtime fp32 (fused graph)", "kind": "bge", "backend": "onnx"},
+    "onnx-plain": {"label": "before: ONNX Runtime fp32, plain export", "kind": "bge", "backend": "onnx",
+                   "fused": False},
     "int8": {"label": "bge-vdb ONNX Runtime int8 (opt-in)", "kind": "bge", "backend": "onnx", "precision": "int8"},
     "fastembed": {"label": "fastembed, same ONNX file", "kind": "fastembed", "knob": "batch_size"},
 }
@@ -72,6 +74,11 @@ def make_path(key: str, model_dir: Path, threads: int) -> Callable[[list[str], i
         emb.load()
         emb._backend = TorchBackend(emb.layout.resolved.path, threads=threads, precision=spec["precision"],
                                     cls_only=emb.layout.pooling == "cls", packed=False)
+    if spec.get("fused") is False:
+        from bge_vdb.backends.onnx import OnnxBackend
+
+        emb.load()
+        emb._backend = OnnxBackend(emb.layout.resolved.path, threads=threads, fused=False)
 
     def run(docs: list[str], knob: int) -> np.ndarray:
         emb.token_budget = knob
