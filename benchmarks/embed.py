@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{k} {sum(times[k][s][-1] for s in SETS):.0f} s" for k in keys), flush=True)
         # Peak RSS of a fresh process running the natural set at its chosen setting (the
         # workers above also ran the sweep's largest batches).
-        for k in keys:
+        for k in keys if not args.no_rss else ():
             fresh = Worker(k, model_dir, args.threads, env)
             peaks[k] = fresh.ask(cmd="run", docs=files["natural"], knob=knobs[k]["natural"])["peak_rss_mb"]
             fresh.close()
@@ -319,7 +319,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     rows = {}
     for k in keys:
-        rows[k] = {"label": PATHS[k]["label"], "ready_s": ready[k], "peak_rss_mb": peaks[k],
+        rows[k] = {"label": PATHS[k]["label"], "ready_s": ready[k], "peak_rss_mb": peaks.get(k),
                    "knob": knob_of(k), "sets": {}, "accuracy": acc.get(k, {})}
         for s in SETS:
             best, dtype = min(times[k][s]), "bf16" if k in ("default", "autocast", "compile") else "fp32"
@@ -373,7 +373,8 @@ def markdown(result: dict[str, Any]) -> str:
         a = r["accuracy"].values()
         cos = f"{min(x['cosine_mean'] for x in a):.6f} ({min(x['cosine_min'] for x in a):.6f})" if a else "-"
         ovl = f"{min(x['overlap10'] for x in a):.3f}" if a else "-"
-        out.append(f"| {r['label']} | {cos} | {ovl} | {r['peak_rss_mb']:.0f} MB | {r['ready_s']:.1f} s |")
+        rss = "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f} MB"
+        out.append(f"| {r['label']} | {cos} | {ovl} | {rss} | {r['ready_s']:.1f} s |")
     for k, per_set in result["profiles"].items():
         out += ["", f"Where the time goes: {rows[k]['label']} (share of wall time)", "",
                 "| set | top operators | outside operators |", "|---|---|---|"]
@@ -419,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 passages, 8k-token sets, 2 rounds")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-accuracy", action="store_true")
+    parser.add_argument("--no-rss", action="store_true", help="skip the fresh-process peak RSS pass")
     parser.add_argument("--accuracy-docs", type=int, default=1000,
                         help="passages of the natural set used for accuracy (on the real MiniLM weights)")
     parser.add_argument("--fastembed-path", help="a pip --target directory holding fastembed")
