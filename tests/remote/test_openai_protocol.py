@@ -54,9 +54,9 @@ def test_vectors_travel_as_base64(infinity_server: InfinityServer, monkeypatch: 
     answers: list[Any] = []
     post = emb.client.post
 
-    def spy(path: str, body: Any) -> Any:  # records, then calls the real client
+    def spy(path: str, body: Any, **options: Any) -> Any:  # records, then calls the real client
         bodies.append(body)
-        answers.append(post(path, body))
+        answers.append(post(path, body, **options))
         return answers[-1]
 
     monkeypatch.setattr(emb.client, "post", spy)
