@@ -52,6 +52,23 @@ class Fault:
     path: str | None = None  # only requests to this path
 
 
+_MODELS: dict[tuple[str, int, bool], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _loaded(model_dir: Path, max_length: int, normalize: bool) -> Any:
+    """The model, loaded before the fake serves (TEI answers only once its model is loaded: a
+    first request must not wait for the weights) and shared by the fakes of a test session."""
+    from bge_vdb.embedder import Embedder
+
+    key = (str(model_dir), max_length, normalize)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = Embedder(str(model_dir), precision="fp32", normalize=normalize,
+                                    max_length=max_length).load()
+        return _MODELS[key]
+
+
 class _ApiError(Exception):
     def __init__(self, status: int, message: str, error_type: str) -> None:
         super().__init__(message)
@@ -83,8 +100,7 @@ class FakeTEI:
         self.delay = delay
         probe = Embedder(str(model_dir), precision="fp32")
         self.max_input_length = max_input_length or probe.max_length
-        self._models = {norm: Embedder(str(model_dir), precision="fp32", normalize=norm,
-                                       max_length=self.max_input_length) for norm in (True, False)}
+        self._models = {norm: _loaded(model_dir, self.max_input_length, norm) for norm in (True, False)}
         self.pooling = self._models[True].layout.pooling
         self.model_type = model_type or {"embedding": {"pooling": self.pooling}}
         self.poison: str | None = None

@@ -14,8 +14,14 @@ from tests.remote.suite import EmbedderContract, Factory
 class TestLocalEmbedder(EmbedderContract):
     @pytest.fixture
     def make_embedder(self, minilm_dir: Path) -> Factory:
+        made: dict[str, Embedder] = {}  # one per options within a test: a Hypothesis example
+        # each would load the weights again (seconds each) and prove nothing more
+
         def make(**options: Any) -> Embedder:
-            return Embedder(str(minilm_dir), precision="fp32", **options)
+            key = repr(sorted(options.items()))
+            if key not in made:
+                made[key] = Embedder(str(minilm_dir), precision="fp32", **options)
+            return made[key]
 
         return make
 
