@@ -38,7 +38,9 @@ from .errors import (
     JobCancelled,
     MigrationInterrupted,
     ModelError,
+    NotHybrid,
 )
+from .lexical import LexicalSpec
 from .retry import call_with_retry
 from .store import (
     Collection,
@@ -151,7 +153,7 @@ def migrate(
     check_spec(src_spec, dim=None, embedder=None)
     target_dim = reembed.dim if reembed is not None else src_spec.dim
     target_fp = dict(reembed.fingerprint) if reembed is not None else src_spec.fingerprint
-    dst_col = open_destination(src, dst, dim=target_dim, fingerprint=target_fp)
+    dst_col = open_destination(src, dst, dim=target_dim, fingerprint=target_fp, lexical=src_spec.lexical)
 
     report = MigrationReport(
         source=f"{src.store!r}/{src.name}", destination=f"{dst_col.store!r}/{dst_col.name}",
@@ -183,9 +185,15 @@ def migrate(
 
 
 def open_destination(
-    src: Collection, dst: Destination, *, dim: int, fingerprint: Mapping[str, Any] | None
+    src: Collection, dst: Destination, *, dim: int, fingerprint: Mapping[str, Any] | None,
+    lexical: LexicalSpec | None = None,
 ) -> Collection:
-    """Check (or create) the destination; refuse one that disagrees before anything is written."""
+    """Check (or create) the destination; refuse one that disagrees before anything is written.
+
+    A hybrid source (``lexical``) makes a hybrid destination: created with the same lexical
+    settings (the destination database computes its own lexical side from each record's text),
+    and an existing dense-only destination is refused rather than silently losing it.
+    """
     if isinstance(dst, Collection):
         store, name = dst.store, dst.name
     elif (isinstance(dst, tuple) and len(dst) == 2 and isinstance(dst[0], VectorStore)
@@ -197,8 +205,14 @@ def open_destination(
         raise ConfigError(f"source and destination are the same collection {name!r}")
     existing = _describe(store, name)
     if existing is None:
-        col = store.collection(name, dim=dim, create=True)
+        col = store.collection(name, dim=dim, create=True, hybrid=lexical)
     else:
+        if lexical is not None and existing.lexical is None:
+            raise NotHybrid(
+                f"the source collection {src.name!r} is hybrid but the destination {name!r} exists "
+                f"dense-only: migrating would lose the lexical side. Use a new destination name "
+                f"(it is created hybrid) or drop the destination first"
+            )
         # Metric first, then dimension: the checks of Collection opening, with both values named.
         check_spec(existing, dim=dim, embedder=None)
         if existing.fingerprint and fingerprint_digest(existing.fingerprint) != fingerprint_digest(fingerprint):
