@@ -70,6 +70,8 @@ def _add_sync(sub: Any) -> None:
                    f"tei+http(s)://... / openai+http(s)://.../v1?model=NAME URL ({DEFAULT_MODEL})")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
     add_precision(p)
+    p.add_argument("--hybrid", action="store_true",
+                   help="create the collection hybrid-capable (BM25 too: search --mode hybrid/lexical)")
     p.add_argument("--mirror", action="store_true", help="delete records whose document is not in SOURCE")
     p.add_argument("--scope", metavar="JSON", help='limit --mirror deletion, e.g. \'{"source": "wiki"}\'')
     p.add_argument("--dry-run", action="store_true", help="plan only: nothing embedded or written")
@@ -108,7 +110,7 @@ def _add_sync(sub: Any) -> None:
                            metadata_field=args.metadata_field)
         connector_for(args.to).check_url(args.to)
         embedder = _open_embedder(args.model, args.backend, args.precision)
-        with (_sync_target(args.to, args.collection, embedder, args.dry_run) as col,
+        with (_sync_target(args.to, args.collection, embedder, args.dry_run, args.hybrid or None) as col,
               progress_bar(total=count_source(args.source), unit="doc", desc="sync", disable=None) as bar):
             try:
                 report = sync_corpus(col, docs, mirror=args.mirror, scope=scope, dry_run=args.dry_run,
@@ -124,7 +126,8 @@ def _add_sync(sub: Any) -> None:
 
 
 @contextlib.contextmanager
-def _sync_target(url: str, name: str, embedder: EmbedderProtocol, dry_run: bool) -> Iterator[Any]:
+def _sync_target(url: str, name: str, embedder: EmbedderProtocol, dry_run: bool,
+                 hybrid: bool | None = None) -> Iterator[Any]:
     """The collection to sync into. A dry run creates nothing: it plans against the collection
     when it exists, else against an empty stand-in (everything would be added)."""
     from .connectors.memory import MemoryStore
@@ -134,7 +137,7 @@ def _sync_target(url: str, name: str, embedder: EmbedderProtocol, dry_run: bool)
     if not dry_run:
         with connect(url) as store:
             # A collection written by another model is re-embedded, and the report says so.
-            yield store.collection(name, embedder=embedder, check_fingerprint=False)
+            yield store.collection(name, embedder=embedder, check_fingerprint=False, hybrid=hybrid)
         return
     try:
         store = connect(url, must_exist=True)
@@ -142,9 +145,9 @@ def _sync_target(url: str, name: str, embedder: EmbedderProtocol, dry_run: bool)
         store = MemoryStore()
     with store:
         try:
-            col = store.collection(name, embedder=embedder, create=False, check_fingerprint=False)
+            col = store.collection(name, embedder=embedder, create=False, check_fingerprint=False, hybrid=hybrid)
         except CollectionNotFound:
-            col = MemoryStore().collection(name, embedder=embedder)
+            col = MemoryStore().collection(name, embedder=embedder, hybrid=hybrid)
         yield col
 
 
@@ -194,6 +197,12 @@ def _add_search(sub: Any) -> None:
     p.add_argument("query", metavar="QUERY")
     p.add_argument("-k", type=positive_int, default=5, help="number of hits (5)")
     p.add_argument("--where", metavar="JSON", help='metadata filter, e.g. \'{"lang": "en"}\'')
+    p.add_argument("--mode", choices=("dense", "hybrid", "lexical"), default="dense",
+                   help="dense (cosine), lexical (BM25) or hybrid (both fused); the last two need a "
+                   "collection synced with --hybrid")
+    p.add_argument("--alpha", type=float, metavar="A", help="--mode hybrid: weight of the dense side, 0..1 (0.5)")
+    p.add_argument("--fusion", choices=("rrf", "relative"), default="rrf",
+                   help="--mode hybrid: reciprocal rank fusion (k=60) or min-max normalised scores")
     p.add_argument("--model", help="embedder (default: the model recorded in the collection)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
     add_precision(p)
@@ -208,12 +217,15 @@ def _add_search(sub: Any) -> None:
             spec = store.describe_collection(args.collection)
             if spec is None:
                 raise ConfigError(f"collection {args.collection!r} does not exist in {args.url}")
-            model = args.model or (spec.fingerprint or {}).get("model")
-            if not model:
-                raise ConfigError(f"collection {args.collection!r} records no model; pass --model")
-            embedder = _open_embedder(model, args.backend, args.precision)
+            embedder = None  # a lexical search embeds nothing: no model is loaded or needed
+            if args.mode != "lexical":
+                model = args.model or (spec.fingerprint or {}).get("model")
+                if not model:
+                    raise ConfigError(f"collection {args.collection!r} records no model; pass --model")
+                embedder = _open_embedder(model, args.backend, args.precision)
             col = _open_for_search(store, args.collection, embedder)
-            hits = col.search(args.query, k=args.k, where=where)
+            hits = col.search(args.query, k=args.k, where=where, mode=args.mode, alpha=args.alpha,
+                              fusion=args.fusion)
         if args.json:
             print_json([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)}
                               for h in hits])
