@@ -23,12 +23,14 @@ from .errors import (
     MetricMismatch,
     MissingExtra,
     ModelError,
+    NotHybrid,
     ServerUnreachable,
     StoreNotFound,
     TransientError,
     UnsupportedFilter,
     WriteError,
 )
+from .lexical import LexicalSpec
 from .models import PRESETS, ModelSpec
 from .retry import RetryPolicy
 from .store import Collection, VectorStore, connect, register_connector
@@ -63,11 +65,13 @@ __all__ = [
     "FingerprintMismatch",
     "Hit",
     "InputError",
+    "LexicalSpec",
     "MetricMismatch",
     "MigrationReport",
     "MissingExtra",
     "ModelError",
     "ModelSpec",
+    "NotHybrid",
     "Record",
     "RetryPolicy",
     "ServerUnreachable",
