@@ -62,3 +62,12 @@ def test_the_cli_page_covers_every_command_and_option() -> None:
                 continue
             for option in action.option_strings or [action.metavar or action.dest]:
                 assert f"`{option}`" in body, f"bge-vdb {name}: {option} is not on the CLI page"
+
+
+def test_the_readme_links_only_to_files_that_exist() -> None:
+    # mkdocs --strict checks the site's links; the README is not part of the site.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", readme)
+    local = [t for t in targets if "://" not in t]
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
