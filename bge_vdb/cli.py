@@ -238,13 +238,15 @@ def _add_search(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _open_for_search(store: Any, name: str, embedder: EmbedderProtocol) -> Any:
+def _open_for_search(store: Any, name: str, embedder: EmbedderProtocol | None) -> Any:
     from .errors import FingerprintMismatch
     from .store import describe_fingerprint
 
     try:
         return store.collection(name, embedder=embedder, create=False)
     except FingerprintMismatch:
+        if embedder is None:  # only an embedder can mismatch; keep any other cause as it is
+            raise
         recorded = store.describe_collection(name).fingerprint
         raise FingerprintMismatch(
             f"collection {name!r} was written by {describe_fingerprint(recorded)}, not by "
