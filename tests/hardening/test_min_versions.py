@@ -17,8 +17,8 @@ def declared() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     reqs = [Requirement(r) for r in project["dependencies"]]
     for extra, items in project["optional-dependencies"].items():
+        # bge-vdb[...] inside an extra ('all', 'test' -> docs) adds no version of its own
         reqs += [Requirement(r) for r in items if Requirement(r).name != "bge-vdb"]
-        assert extra == "all" or all(Requirement(r).name != "bge-vdb" for r in items)
     return reqs
 
 
