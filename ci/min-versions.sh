@@ -43,7 +43,7 @@ assert not bad, bad
 PY
 
 # Each package at its floor and the tests that use it:
-#   numpy, tenacity, hypothesis, pytest,
+#   numpy, tenacity, hypothesis, pytest, pytest-xdist (addopts: -n 2),
 #     pytest-timeout (its ini option)            tests/unit (store, retry, filters, connect)
 #   torch, transformers, tokenizers, safetensors,
 #     huggingface-hub                              tests/embedder/test_tiny_models.py, test_fast_paths.py
