@@ -6,8 +6,6 @@ Scores printed by the blocks are therefore meaningless here; shapes, ids and cou
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,18 +22,23 @@ DOCS_JSONL = [
 
 
 @pytest.fixture(scope="session")
-def docs_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Set up the fake model cache and the environment once for all documentation blocks."""
-    import huggingface_hub.constants as hf
-
+def docs_world_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the fake model cache once for all documentation blocks."""
     root = tmp_path_factory.mktemp("docs_world")
     model = _build_tiny(root / "tiny384", hidden=384, layout="bge", seed=3, max_positions=512)
-    cache = root / "hf_cache"
-    fake_hf_cache(cache, "BAAI/bge-small-en-v1.5", model)
-    saved_cache, saved_env = hf.HF_HUB_CACHE, dict(os.environ)
-    hf.HF_HUB_CACHE = str(cache)
-    os.environ.update(HF_HUB_OFFLINE="1", BGE_VDB_CACHE=str(root / "bge_vdb_cache"))
-    yield root
-    hf.HF_HUB_CACHE = saved_cache
-    os.environ.clear()
-    os.environ.update(saved_env)
+    fake_hf_cache(root / "hf_cache", "BAAI/bge-small-en-v1.5", model)
+    return root
+
+
+@pytest.fixture
+def docs_world(docs_world_files: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The environment of one block, undone after it: a session-wide change would hand the fake
+    model cache to every later test of this worker (one of them proves a model that cannot be
+    had is refused)."""
+    import huggingface_hub.constants as hf
+
+    root = docs_world_files
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(root / "hf_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("BGE_VDB_CACHE", str(root / "bge_vdb_cache"))
+    return root
