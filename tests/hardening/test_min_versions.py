@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def declared() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     reqs = [Requirement(r) for r in project["dependencies"]]
-    for extra, items in project["optional-dependencies"].items():
+    for items in project["optional-dependencies"].values():
         # bge-vdb[...] inside an extra ('all', 'test' -> docs) adds no version of its own
         reqs += [Requirement(r) for r in items if Requirement(r).name != "bge-vdb"]
     return reqs
