@@ -265,10 +265,16 @@ def sync_dataset(
             :class:`~bge_vdb.embedder.Embedder`), or a picklable zero-argument embedder factory.
         num_workers: actors, each holding one embedder and one store connection.
         batch_size: rows per fetch/embed/write step of a worker.
-        num_cpus / num_gpus: Ray resources reserved per worker; the embedder's ``threads``
-            default to ``num_cpus`` (not every core of the node, which workers would fight over).
-        mirror / scope / on_long / window / overlap / dry_run: as in ``sync_corpus``; mirror
-            deletion runs once on the driver after every worker succeeded.
+        num_cpus: Ray CPUs reserved per worker; the embedder's ``threads`` default to it (not
+            every core of the node, which workers would fight over).
+        num_gpus: Ray GPUs reserved per worker.
+        mirror: as in ``sync_corpus``; the deletion runs once on the driver after every worker
+            succeeded.
+        scope: as in ``sync_corpus``.
+        on_long: as in ``sync_corpus``.
+        window: as in ``sync_corpus``.
+        overlap: as in ``sync_corpus``.
+        dry_run: as in ``sync_corpus``.
         progress: called on the driver with the number of rows handled so far.
         ray_remote_args: extra ``map_batches`` arguments (e.g. ``runtime_env``, ``memory``).
     """

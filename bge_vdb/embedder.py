@@ -85,7 +85,9 @@ class Embedder:
         device: torch device (``"cpu"``, ``"cuda"``); default CUDA when available.
         batch_size: most texts per forward pass (the token budget may make batches smaller).
         max_length: token limit; default the preset's, else the model's.
-        query_instruction / normalize / pooling: override what the model and preset say.
+        query_instruction: the text put before every query; default the preset's.
+        normalize: unit-length vectors; default what the model directory says (BGE: yes).
+        pooling: ``"cls"`` or ``"mean"``; default what the model directory says.
         threads: CPU threads for bge-vdb's forward passes. torch: applied while they run and
             restored after (the process-wide setting is never changed); default: torch's
             own setting (the physical cores, or ``OMP_NUM_THREADS``). ONNX: the session's
@@ -186,12 +188,14 @@ class Embedder:
 
     @property
     def dim(self) -> int:
+        """Vector dimension; known from the preset without loading the weights."""
         if self._preset is not None and self._layout is None:
             return self._preset.dim
         return self.layout.dim
 
     @property
     def max_length(self) -> int:
+        """Token limit: longer inputs are truncated (and counted)."""
         if self._max_length_arg is not None and self._layout is None:
             return self._max_length_arg
         if self._preset is not None and self._layout is None:
@@ -200,6 +204,7 @@ class Embedder:
 
     @property
     def query_instruction(self) -> str:
+        """Text put before every query (empty for models without one)."""
         if self._instruction_arg is not None:
             return self._instruction_arg
         if self._preset is not None:
@@ -349,6 +354,7 @@ class Embedder:
 
     @property
     def backend(self) -> Backend:
+        """The loaded backend (loads the model on first access)."""
         self.load()
         assert self._backend is not None
         return self._backend

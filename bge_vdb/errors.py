@@ -95,6 +95,8 @@ class CollectionError(BgeVdbError):
 
 
 class CollectionNotFound(CollectionError, KeyError):
+    """The collection does not exist (also a ``KeyError``)."""
+
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "collection not found"
 

@@ -112,11 +112,13 @@ class LexicalSpec:
                 raise ConfigError(f"LexicalSpec.{name} must be a number in [{low:g}, {high:g}], got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-compatible data (what a hybrid collection records)."""
         return {"analyzer": self.analyzer, "version": self.version, "k1": self.k1, "b": self.b,
                 "avg_len": self.avg_len}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LexicalSpec:
+        """The settings a collection recorded; ``ConfigError`` when they cannot be read."""
         try:
             return cls(analyzer=str(data["analyzer"]), version=int(data["version"]), k1=float(data["k1"]),
                        b=float(data["b"]), avg_len=float(data["avg_len"]))

@@ -81,14 +81,17 @@ class MigrationReport:
 
     @property
     def vectors_per_second(self) -> float:
+        """Records handled (written or skipped) per second."""
         return (self.written + self.skipped) / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def ok(self) -> bool:
+        """True when nothing failed, the run was not stopped and verification (if run) passed."""
         return (not self.failed and self.stopped is None
                 and (self.verification is None or self.verification.ok))
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-compatible data (what ``bge-vdb migrate --json`` prints)."""
         out = asdict(self)
         out["fingerprint"] = dict(self.fingerprint) if self.fingerprint else None
         out["verification"] = self.verification.to_dict() if self.verification else None
@@ -130,7 +133,9 @@ def migrate(
         resume: skip records the destination already holds unchanged (a re-run after an
             interruption picks up where it stopped). ``False`` rewrites everything.
         verify: run :func:`verify_migration` afterwards and attach it to the report.
-        verify_sample, verify_queries, seed: size and seed of the verification samples.
+        verify_sample: how many vectors verification compares.
+        verify_queries: how many stored vectors verification uses as top-k queries.
+        seed: seed of the verification samples.
         progress: called with the (in-progress) report after each page is written.
 
     Records that cannot be copied (no vector, no text to re-embed, metadata over the

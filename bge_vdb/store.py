@@ -86,7 +86,8 @@ class VectorStore(ABC):
 
     # ----------------------------------------------------------------------------- primitives
     @abstractmethod
-    def list_collections(self) -> list[str]: ...
+    def list_collections(self) -> list[str]:
+        """Names of the collections in this store."""
 
     @abstractmethod
     def describe_collection(self, name: str) -> CollectionSpec | None:
@@ -130,7 +131,8 @@ class VectorStore(ABC):
         """One page of at most ``limit`` records from ``cursor`` and the next cursor (None at the end)."""
 
     @abstractmethod
-    def count(self, name: str, where: filters.Node | None = None) -> int: ...
+    def count(self, name: str, where: filters.Node | None = None) -> int:
+        """Number of records in collection ``name`` (matching ``where`` when given)."""
 
     # ------------------------------------------------------------- lexical side (hybrid search)
     #: Whether the connector can create hybrid collections (``spec.lexical``) and run
@@ -242,6 +244,7 @@ class VectorStore(ABC):
         return Collection(self, spec, embedder)
 
     def drop(self, name: str) -> None:
+        """Delete collection ``name`` and its records (retried on transient errors)."""
         call_with_retry(self.drop_collection, name, policy=self.retry_policy)
 
     def _scroll_all(
@@ -413,14 +416,17 @@ class Collection:
 
     @property
     def name(self) -> str:
+        """The collection's name in its store."""
         return self.spec.name
 
     @property
     def dim(self) -> int:
+        """Dimension of its vectors."""
         return self.spec.dim
 
     @property
     def fingerprint(self) -> Mapping[str, Any] | None:
+        """The embedder fingerprint recorded with the collection (None when none is)."""
         return self.spec.fingerprint
 
     def __repr__(self) -> str:
@@ -680,6 +686,7 @@ class Collection:
         return [found[i] for i in dict.fromkeys(id_list) if i in found]
 
     def count(self, *, where: Mapping[str, Any] | None = None) -> int:
+        """Number of records (matching ``where`` when given)."""
         return int(self._call(self.store.count, self.name, filters.parse(where)))
 
     def scroll(

@@ -45,9 +45,11 @@ class SyncReport:
 
     @property
     def ok(self) -> bool:
+        """True when no record failed and the run was not aborted."""
         return not self.failed and self.aborted is None
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-compatible data (what ``bge-vdb sync --json`` prints)."""
         out = asdict(self)
         out["failed"] = [{"id": f.id, "reason": f.reason} for f in self.failed]
         out["ok"] = self.ok

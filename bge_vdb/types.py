@@ -87,6 +87,7 @@ class UpsertResult:
 
     @property
     def ok(self) -> bool:
+        """True when every record was written."""
         return not self.failed
 
 

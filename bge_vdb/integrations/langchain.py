@@ -49,6 +49,7 @@ class BGEEmbeddings(Embeddings):
 
     @property
     def dim(self) -> int:
+        """Dimension of the vectors."""
         return int(self.embedder.dim)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -105,10 +106,12 @@ class BGEVectorStore(VectorStore):
 
     @property
     def store(self) -> BgeStore:
+        """The ``bge_vdb`` store holding the collection."""
         return self._lazy.store
 
     @property
     def collection_name(self) -> str:
+        """Name of the collection in that store."""
         return self._lazy.name
 
     # ---------------------------------------------------------------------------------- writes
@@ -197,6 +200,7 @@ class BGEVectorStore(VectorStore):
     def similarity_search_with_score_by_vector(
         self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
+        """Top ``k`` documents for a vector, with their cosine similarity."""
         _no_extra(kwargs, "similarity_search")
         return [(_to_document(h), h.score) for h in self._hits(embedding, k, filter)]
 

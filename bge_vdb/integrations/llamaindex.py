@@ -65,6 +65,7 @@ class BGEEmbedding(BaseEmbedding):
 
     @property
     def embedder(self) -> EmbedderProtocol:
+        """The wrapped ``bge_vdb`` embedder."""
         return self._embedder
 
     def _get_query_embedding(self, query: str) -> Embedding:
