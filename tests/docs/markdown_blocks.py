@@ -79,8 +79,8 @@ def blocks_of(path: Path) -> list[Block]:
 
 
 def documentation_pages() -> list[Path]:
-    """Every Markdown page of the site (the README joins once it is cut to runnable blocks)."""
-    return sorted((ROOT / "docs").rglob("*.md"))
+    """README.md and every Markdown page of the site."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def code_blocks() -> list[Block]:
