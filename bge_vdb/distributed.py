@@ -371,10 +371,13 @@ def read_source(source: str | os.PathLike[str]) -> tuple[ray.data.Dataset, str]:
     suffixes = {os.path.splitext(n)[1].lower() for n in names if not os.path.basename(n).startswith(".")}
     # Read tasks reserve no CPU: the workers hold them all when num_workers * num_cpus equals the
     # cluster's CPUs, and a read task waiting for a CPU would deadlock the pipeline.
+    # ray_remote_args, not num_cpus=: Ray 2.10 (our floor) has no num_cpus keyword on read_text,
+    # and read_parquet hands unknown keywords on to pyarrow.
+    no_cpu = {"num_cpus": 0}
     if suffixes and suffixes <= {".jsonl", ".ndjson"}:
-        return ray.data.read_text(path, include_paths=True, num_cpus=0), "jsonl"
+        return ray.data.read_text(path, include_paths=True, ray_remote_args=no_cpu), "jsonl"
     if suffixes and suffixes <= {".parquet"}:
-        return ray.data.read_parquet(path, num_cpus=0), "rows"
+        return ray.data.read_parquet(path, ray_remote_args=no_cpu), "rows"
     raise ConfigError(f"--ray reads .jsonl/.ndjson or .parquet files (or a directory of one kind); "
                       f"{path!r} has {', '.join(sorted(suffixes)) or 'no files'}")
 
