@@ -43,7 +43,8 @@ assert not bad, bad
 PY
 
 # Each package at its floor and the tests that use it:
-#   numpy, tenacity, hypothesis, pytest, pytest-xdist (addopts: -n 2),
+#   numpy, tenacity, hypothesis, pytest, pytest-xdist (loaded by addopts; the main run's -n 2
+#     runs the same version, the latest),
 #     pytest-timeout (its ini option)            tests/unit (store, retry, filters, connect)
 #   torch, transformers, tokenizers, safetensors,
 #     huggingface-hub                              tests/embedder/test_tiny_models.py, test_fast_paths.py
@@ -72,7 +73,9 @@ PY
 # Deselected: torch.compile and a long streaming test cost minutes and exercise no floor the rest
 # does not, as does a TEI limits test (67 s); the TEI dead-server test fails on main whatever the
 # versions (the main run has it).
-"$py" -m pytest -q -p no:cacheprovider --durations=10 --basetemp="$dir/pytest" \
+# -n 0: one process (it runs beside the main run's two workers; under xdist this list of node
+# ids collected nothing here, "no tests ran").
+"$py" -m pytest -q -n 0 -p no:cacheprovider --durations=10 --basetemp="$dir/pytest" \
     tests/unit tests/hardening/test_min_versions.py \
     tests/embedder/test_tiny_models.py tests/embedder/test_fast_paths.py \
     --deselect tests/embedder/test_tiny_models.py::test_iter_embed_streams_in_order \
