@@ -38,13 +38,17 @@ from .types import CollectionSpec, Distance, Document, Hit, Record, UpsertResult
 
 __version__ = "0.1.0"
 
+# ``migrate`` is both a function and the module that defines it. Imported lazily, the first
+# ``import bge_vdb.migrate`` anywhere (the CLI, an integration, a user) would make Python set the
+# package attribute ``migrate`` to the module, and ``from bge_vdb import migrate`` would then
+# return a module. Imported here, the function is bound after the module (numpy only, like store).
+from .migrate import MigrationReport, migrate
+
 # Public names whose modules are imported on first attribute access (PEP 562).
 _LAZY = {
     "Embedder": "bge_vdb.embedder",
     "sync_corpus": "bge_vdb.sync",
     "SyncReport": "bge_vdb.sync",
-    "migrate": "bge_vdb.migrate",
-    "MigrationReport": "bge_vdb.migrate",
 }
 
 __all__ = [
@@ -91,7 +95,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .embedder import Embedder
-    from .migrate import MigrationReport, migrate
     from .sync import SyncReport, sync_corpus
 
 

@@ -69,6 +69,16 @@ def test_import_is_light() -> None:
     assert out.strip() == "[]"
 
 
+def test_migrate_is_the_function_even_after_its_module_was_imported() -> None:
+    """``bge_vdb.migrate`` names a function and its module; importing the module first (as the
+    CLI does) must not turn ``from bge_vdb import migrate`` into the module (it did: the docs'
+    migrate example failed with "'module' object is not callable" after other tests ran)."""
+    out = _run("import bge_vdb.migrate, types; from bge_vdb import migrate, MigrationReport; "
+               "import bge_vdb; print(callable(migrate), isinstance(bge_vdb.migrate, types.ModuleType), "
+               "MigrationReport.__name__)")
+    assert out.split() == ["True", "False", "MigrationReport"]
+
+
 def test_onnx_backend_runs_without_torch(tiny_bge: Path, _bge_vdb_cache: Path) -> None:
     ref = Embedder(str(tiny_bge), backend="onnx").embed_documents(["hello world"])  # exports (torch)
     code = (
