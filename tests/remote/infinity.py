@@ -16,12 +16,9 @@ stopped (terminate, then kill); its log is kept for error messages.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import fcntl
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.processes import die_with_parent, free_port
 
 VERSION = "0.0.78"
 REQUIREMENTS = [f"infinity-emb[server,torch]=={VERSION}", "torch==2.13.0"]
@@ -75,18 +74,6 @@ def ensure_venv(venv: Path | None = None, *, log: Path | None = None) -> Path:
     return venv
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Linux: the server gets SIGTERM if the test process dies without cleaning up."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class InfinityServer:
     process: subprocess.Popen[bytes]
@@ -128,7 +115,7 @@ def start(model_dir: Path, *, served_names: list[str], port: int | None = None, 
     """Start Infinity serving ``model_dir`` under each of ``served_names`` (one model instance
     each); returns once it answers."""
     venv = ensure_venv(venv)
-    port = port or _free_port()
+    port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="bge-vdb-infinity-", suffix=".log")[1])
     cmd = [str(executable(venv)), "v2"]
     for name in served_names:  # each option once per model
@@ -143,7 +130,7 @@ def start(model_dir: Path, *, served_names: list[str], port: int | None = None, 
     env.pop("BGE_VDB_INFINITY_VENV", None)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=die_with_parent(signal.SIGTERM))
     server = InfinityServer(proc, port, list(served_names), log, api_key)
     deadline = time.monotonic() + startup_timeout
     request = urllib.request.Request(f"{server.base_url}/models",

@@ -8,8 +8,6 @@ another process) is tested for real.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import ctypes
 import shutil
 import signal
 import socket
@@ -23,21 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bge_vdb.connectors.milvus import MilvusStore
+from tests.support.processes import die_with_parent, free_port
 
 _lock = threading.Lock()
 _server: tuple[subprocess.Popen[bytes], int, Path] | None = None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Linux: the server gets SIGTERM if the test process dies without running atexit."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop() -> None:
@@ -62,13 +49,13 @@ def server_port(startup_timeout: float = 60.0) -> int:
         if _server is not None and _server[0].poll() is None:
             return _server[1]
         data_dir = Path(tempfile.mkdtemp(prefix="bge-vdb-milvus-server-"))
-        port = _free_port()
+        port = free_port()
         exe = Path(sys.executable).with_name("milvus-lite")
         proc = subprocess.Popen(
             [str(exe), "server", "--data-dir", str(data_dir / "data"), "--host", "127.0.0.1",
              "--port", str(port), "--max-workers", "4"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         deadline = time.monotonic() + startup_timeout
         while True:

@@ -26,15 +26,12 @@ started on first use on a fresh data directory, stopped at exit.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import ctypes
 import fcntl
 import importlib.util
 import lzma
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +41,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.processes import die_with_parent, free_port
 
 VERSION = "2.3.5"
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
@@ -86,18 +85,6 @@ def _add_missing_keys(yaml_path: Path, settings: dict[str, object]) -> None:
         if not any(line.startswith(f"  {key}:") for line in lines[start + 1 : end]):
             lines.insert(start + 1, f"  {key}: {value}")
     yaml_path.write_text("\n".join(lines) + "\n")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Linux: the server is killed if the test process dies without running atexit."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _package_dir() -> Path:
@@ -167,7 +154,7 @@ class MilvusStandalone:
         if not link.exists():
             link.symlink_to(unpacked_bin(), target_is_directory=True)
         config = MilvusServerConfig(data_dir=str(self.base_dir))
-        ports = {key: _free_port() for key in config.configurable_items if key.endswith("_port")}
+        ports = {key: free_port() for key in config.configurable_items if key.endswith("_port")}
         config.update(**ports)
         for component in COMPONENTS:
             config.set(f"{component}.ip", "127.0.0.1")
@@ -175,7 +162,7 @@ class MilvusStandalone:
             config.set(key, value)
         config.resolve()  # writes configs/milvus.yaml; makes logs/ and data/
         _add_missing_keys(self.base_dir / "configs" / "milvus.yaml", self.settings)
-        etcd_client, etcd_peer, metrics = ports["etcd_port"], _free_port(), _free_port()
+        etcd_client, etcd_peer, metrics = ports["etcd_port"], free_port(), free_port()
         etcd_yaml = self.base_dir / "configs" / "etcd.yaml"
         etcd_yaml.write_text(
             f"listen-client-urls: http://127.0.0.1:{etcd_client}\n"
@@ -204,7 +191,7 @@ class MilvusStandalone:
                 # -alias: the pid file (/run/milvus or /tmp/milvus) is per server, not shared
                 [str(self.base_dir / "bin" / "milvus"), "run", "standalone", "-alias", f"bgevdb{self.port}"],
                 cwd=self.base_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
         try:
             self._wait_ready(timeout)

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,6 +33,7 @@ import psycopg
 
 from bge_vdb.connectors.pgvector import PgVectorStore
 from bge_vdb.connectors.pgvector_install import run_as, server_binaries
+from tests.support.processes import die_with_parent, free_port
 
 START_TIMEOUT = 60.0
 
@@ -67,18 +65,6 @@ _server: PgServer | None = None
 _names = itertools.count()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Linux: the server gets SIGINT (fast shutdown) when the test process dies, even by SIGKILL."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
-
-
 def stop_server(server: PgServer) -> None:
     server.proc.send_signal(signal.SIGINT)
     try:
@@ -104,14 +90,14 @@ def start_server(**settings: str) -> PgServer:
         subprocess.run([str(bins / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                         "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
                        user=user, check=True, capture_output=True, timeout=START_TIMEOUT)
-        port = _free_port()
+        port = free_port()
         options = {"fsync": "off", "full_page_writes": "off", "max_connections": "200", **settings}
         args = [str(bins / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(data)]
         for key, value in options.items():
             args += ["-c", f"{key}={value}"]
         log = (directory / "server.log").open("wb")
         proc = subprocess.Popen(args, user=user, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=die_with_parent(signal.SIGINT))
         log.close()
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
