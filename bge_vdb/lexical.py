@@ -13,8 +13,10 @@ congruence test bounds it.
    spaces, is cut into overlapping character bigrams (``"向量数据库"`` -> ``向量 量数 数据 据库``),
    and a run of one such character is a unigram: the classic dictionary-free CJK analyzer
    (the approach of Lucene's CJKBigramFilter). It needs no dictionary and no model, so every
-   database sees the same terms. On an English labelled set (benchmarks/retrieval.py) BM25 on
-   all-MiniLM-L6-v2's WordPiece tokens is within 0.016 nDCG@10 of it; Chinese is not measured;
+   database sees the same terms. Measured (benchmarks/retrieval.py, docs/hybrid.md): on English
+   sets BM25 on all-MiniLM-L6-v2's WordPiece tokens is close to it; on a Chinese set character
+   unigrams beat these bigrams, so an opt-in unigram analyzer is proposed there (a change to
+   this one would change the meaning of stored term weights: a new version, a migration);
 4. the 33 English stopwords of Lucene's ``EnglishAnalyzer`` (also Weaviate's ``en`` preset) are
    dropped.
 
