@@ -223,10 +223,12 @@ class Reranker:
             raise ModelError(f"{path}/config.json asks for custom code (auto_map); bge-vdb never "
                              "runs remote code: use a model transformers implements")
         id2label = config.get("id2label")
-        labels = config.get("num_labels", len(id2label) if isinstance(id2label, dict) else None)
+        # transformers writes no id2label for its default of 2 labels, and builds 2 without one.
+        labels = config.get("num_labels", len(id2label) if isinstance(id2label, dict) else 2)
         if labels != 1:
             raise ModelError(f"{path} is not a cross-encoder reranker: it has {labels} labels "
-                             "(config.json num_labels / id2label); a reranker has exactly 1")
+                             "(config.json num_labels / id2label; none means transformers' "
+                             "default of 2); a reranker has exactly 1")
         model_type = str(config.get("model_type", ""))
         if preset is not None and preset.model_type != model_type:
             raise ModelError(f"preset {preset.id} is a {preset.model_type} model but {path}/config.json "
@@ -304,7 +306,10 @@ class Reranker:
         if not items:
             self.last_truncated = 0
             return np.zeros(0, dtype=np.float32)
-        logits = self._logits(items)
+        # Equal pairs are scored once: less work, and they get exactly equal scores (a batched
+        # forward pass can differ in the last bits between identical rows), so ties are ties.
+        slot = {pair: n for n, pair in enumerate(dict.fromkeys(items))}
+        logits = self._logits(list(slot))[[slot[pair] for pair in items]]
         if self.layout.normalize:
             return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
         return logits
