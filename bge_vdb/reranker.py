@@ -111,9 +111,10 @@ class Reranker:
     """Cross-encoder relevance scores from a preset id, a Hugging Face id or a local directory.
 
     Args:
-        model: e.g. ``"BAAI/bge-reranker-base"``, another Hugging Face id, or a directory
+        model: e.g. ``"BAAI/bge-reranker-base"``, another Hugging Face id, a directory
             holding a one-label sequence-classification model (safetensors) and its
-            ``tokenizer.json``.
+            ``tokenizer.json``, or a server URL (``tei+http://host:8080``,
+            ``openai+http://host:7997/v1?model=NAME``: a remote reranker).
         backend: ``"torch"``, ``"onnx"`` or ``"auto"`` (torch when installed, else ONNX Runtime).
         precision: as the Embedder's: ``"auto"`` (torch: bf16 autocast on CPUs with AVX-512
             BF16/AMX, else fp32; ONNX: fp32), ``"fp32"``, ``"bf16"``, ``"fp16"`` (GPU).
@@ -123,8 +124,23 @@ class Reranker:
         batch_tokens: most padded tokens per forward pass (default 8192).
         threads: CPU threads for the forward passes (see ``Embedder``).
         **options: ``device`` (torch: ``"cpu"``, ``"cuda"``), ``batch_size`` (most pairs per
-            forward pass, default 32).
+            forward pass, default 32). A remote URL takes the remote options instead
+            (:class:`~bge_vdb.remote.reranker.RemoteReranker`: ``model``, ``token``/``api_key``,
+            ``concurrency``, ``timeout``, ``retry``...).
     """
+
+    def __new__(cls, model: Any = None, **options: Any) -> Any:
+        """``Reranker("tei+http://...")`` / ``Reranker("openai+http://.../v1?model=NAME")``
+        returns a :class:`~bge_vdb.remote.reranker.RemoteReranker` with the same interface (the
+        model runs on the server); any other model gives this local Reranker."""
+        if cls is Reranker and isinstance(model, str):
+            from .remote.options import is_remote_url
+
+            if is_remote_url(model):
+                from .remote.reranker import RemoteReranker
+
+                return RemoteReranker(model, **options)
+        return super().__new__(cls)
 
     def __init__(self, model: str | os.PathLike[str], *, backend: str = "auto", precision: str = "auto",
                  normalize: bool | None = None, max_length: int | None = None,
