@@ -22,6 +22,7 @@ server refuses for its content (400/413/422) is found by bisection and named by 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -158,6 +159,35 @@ class RemoteReranker:
             self._info = dict(info)
         return self._info
 
+    def _check_server(self) -> None:
+        """Once: TEI's ``/info`` says it serves a reranker; an ``openai+`` server's ``/models``
+        lists the model (and, where it lists capabilities, as Infinity does, ``rerank``). A
+        server without ``/models`` (404/405) is trusted to serve the model asked for."""
+        if self.kind == "tei":
+            self._tei_info()
+            return
+        if self._info is not None:
+            return
+        try:
+            listing = self.client.get("/models")
+        except RequestRefused as exc:
+            if exc.status not in (404, 405):
+                raise
+            listing = {"data": [{"id": self.model}]}
+        entries = listing.get("data") if isinstance(listing, Mapping) else None
+        if not isinstance(entries, list):
+            raise EmbedderServerError(f"{self.base_url}/models answered without a 'data' list: not an "
+                                      "OpenAI-compatible server?")
+        served = {e.get("id"): e for e in entries if isinstance(e, Mapping)}
+        if self.model not in served:
+            raise ConfigError(f"{self.base_url} does not serve model {self.model!r}; it serves "
+                              f"{', '.join(repr(n) for n in served) or 'nothing'}")
+        capabilities = served[self.model].get("capabilities")
+        if isinstance(capabilities, list) and "rerank" not in capabilities:
+            raise ConfigError(f"{self.base_url} serves {self.model!r} for {sorted(map(str, capabilities))}, "
+                              "not for rerank: it is not a reranker")
+        self._info = dict(served[self.model])
+
     @property
     def model_id(self) -> str:
         """The served model: TEI's ``/info`` ``model_id``, or the ``model`` option."""
@@ -191,8 +221,7 @@ class RemoteReranker:
         out = np.zeros(len(items), dtype=np.float32)
         if not items:
             return out
-        if self.kind == "tei":
-            self._tei_info()
+        self._check_server()
         groups: dict[str, list[int]] = {}
         for i, (query, _) in enumerate(items):
             groups.setdefault(query, []).append(i)
@@ -200,7 +229,7 @@ class RemoteReranker:
         for query, rows in groups.items():
             passages = [items[i][1] for i in rows]
             try:
-                scores = self.runner.embed(passages, lambda texts, stop, q=query: self._request(q, texts, stop),
+                scores = self.runner.embed(passages, functools.partial(self._request, query),
                                            batch_size=self._request_size(), batch_tokens=None, lengths=None)
             except TextsRefused as exc:  # positions within the group -> pair indices
                 refused.update({rows[j]: why for j, why in exc.refused.items()})
