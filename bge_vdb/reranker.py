@@ -22,7 +22,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,6 +51,30 @@ class RerankerLayout:
     max_length: int
     normalize: bool
     preset: RerankerSpec | None
+
+
+@runtime_checkable
+class RerankerProtocol(Protocol):
+    """What code that reranks needs: the local :class:`Reranker` and the remote
+    :class:`~bge_vdb.remote.reranker.RemoteReranker` both satisfy it."""
+
+    @property
+    def model_id(self) -> str:
+        """The model's id (or directory)."""
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per (query, passage) pair."""
+
+    @property
+    def normalize(self) -> bool:
+        """Sigmoid scores (True) or raw logits (False)."""
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One float32 score per pair, input order."""
+
+    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
+        """New hits with the reranker's scores, best first, at most ``k``."""
 
 
 def check_pairs(pairs: Any) -> list[tuple[str, str]]:
@@ -388,4 +412,4 @@ def _load_tokenizer(path: Path, max_length: int) -> Any:
     return full
 
 
-__all__ = ["RERANKER_PRESETS", "Reranker", "RerankerSpec", "check_hits", "check_pairs", "order_hits"]
+__all__ = ["RERANKER_PRESETS", "Reranker", "RerankerProtocol", "RerankerSpec", "check_hits", "check_pairs", "order_hits"]

@@ -17,6 +17,7 @@ import pytest
 from bge_vdb import ConfigError, Hit, InputError, Reranker
 from bge_vdb.errors import EmbedderServerError, TextsRefused
 from bge_vdb.remote.reranker import RemoteReranker
+from bge_vdb.reranker import RerankerProtocol
 from bge_vdb.retry import RetryPolicy
 from tests.fakes.tei_server import FakeTEI, fake_tei
 from tests.reranker.conftest import seeded_pairs
@@ -71,7 +72,8 @@ def test_tei_scores_equal_the_local_model(tei_bert: FakeTEI, tei_xlmr: FakeTEI, 
         token = TEI_TOKEN if server is tei_bert else None
         before = len(server.reranked)
         remote = Reranker(server.url, token=token, normalize=normalize, retry=FAST_RETRY)
-        assert isinstance(remote, RemoteReranker)
+        assert isinstance(remote, RemoteReranker) and isinstance(remote, RerankerProtocol)
+        assert isinstance(_local(path), RerankerProtocol)
         got = remote.score(pairs)
         assert got.dtype == np.float32 and got.shape == (40,)
         np.testing.assert_allclose(got, _local(path, normalize).score(pairs), atol=1e-5, rtol=0)
