@@ -371,16 +371,20 @@ class Reranker:
 
     def _logits(self, items: list[tuple[str, str]]) -> np.ndarray:
         """Tokenize the pairs, sort by length, run token-budget batches, restore input order."""
-        backend, lay = self.backend, self.layout
-        encodings = self._tokenizer.encode_batch(items)
-        long_ones = [i for i, e in enumerate(encodings) if len(e.ids) > lay.max_length]
-        for i in long_ones:
+        backend, lay, tok = self.backend, self.layout, self._tokenizer
+        encodings = tok.encode_batch(items)
+        queries = list(dict.fromkeys(q for q, _ in items))
+        query_tokens = dict(zip(queries, (len(e.ids) for e in tok.encode_batch(queries, add_special_tokens=False)),
+                                strict=True))
+        most = self._query_tokens()
+        cut = [i for i, e in enumerate(encodings)
+               if len(e.ids) > lay.max_length or query_tokens[items[i][0]] > most]
+        for i in cut:
             encodings[i] = self._truncated_pair(*items[i])
-        if long_ones:
-            log.warning("%d of %d pair(s) exceeded %d tokens and were truncated (the query to at "
-                        "most 3/4 of them, the passage to the rest)", len(long_ones), len(items),
-                        lay.max_length)
-        self.last_truncated = len(long_ones)
+        if cut:
+            log.warning("%d of %d pair(s) were truncated to %d tokens (a query keeps at most %d, the "
+                        "passage the rest)", len(cut), len(items), lay.max_length, most)
+        self.last_truncated = len(cut)
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         out = np.empty(len(items), dtype=np.float32)
         for batch in plan_batches([len(encodings[i].ids) for i in order], self.batch_size,
@@ -389,13 +393,19 @@ class Reranker:
             out[rows] = backend.logits(_pad([encodings[i] for i in rows]))
         return out
 
+    def _query_tokens(self) -> int:
+        """Most query tokens a pair keeps: 3/4 of ``max_length`` (FlagEmbedding's
+        ``query_max_length``), leaving room for at least one passage token."""
+        room = self.layout.max_length - self._tokenizer.num_special_tokens_to_add(True)
+        return min(self.layout.max_length * 3 // 4, room - 1)
+
     def _truncated_pair(self, query: str, passage: str) -> Any:
-        """A pair longer than ``max_length`` cut as FlagEmbedding cuts it: the query keeps at
-        most 3/4 of ``max_length`` tokens, the passage fills what is left (its end is cut)."""
-        tok, max_length = self._tokenizer, self.layout.max_length
-        room = max_length - tok.num_special_tokens_to_add(True)
+        """A pair cut as FlagEmbedding cuts it: the query to at most 3/4 of ``max_length``
+        tokens (even when the pair would fit), then the passage's end to fill what is left."""
+        tok = self._tokenizer
+        room = self.layout.max_length - tok.num_special_tokens_to_add(True)
         q = tok.encode(query, add_special_tokens=False)
-        q.truncate(min(max_length * 3 // 4, room - 1))
+        q.truncate(self._query_tokens())
         p = tok.encode(passage, add_special_tokens=False)
         p.truncate(room - len(q.ids))
         return tok.post_process(q, p, add_special_tokens=True)

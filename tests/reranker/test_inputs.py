@@ -197,17 +197,19 @@ _word = st.sampled_from([w for w in WORDS if w not in ("a",)])
 @given(query=st.lists(_word, min_size=1, max_size=30), passage=st.lists(_word, min_size=1, max_size=30))
 def test_long_pairs_cut_the_query_to_three_quarters_and_the_passage_to_the_rest(
         bert_ce: Path, xlmr_ce: Path, query: list[str], passage: list[str]) -> None:
-    """Every word here is one token in both tiny tokenizers, so the cut can be stated in words:
-    with max_length=16 a pair keeps min(len(query), 12) query words (3/4 of 16, and at least one
-    passage token must fit) and fills what is left with the passage's first words."""
+    """Every word here is one token in both tiny tokenizers, so the cut can be stated in words.
+    As FlagEmbedding: with max_length=16 a query keeps at most 12 words (3/4 of 16; 11 for
+    XLM-R, whose 4 special tokens would leave no passage token), even when the pair would fit;
+    the passage keeps the first words that fit in what is left."""
     for path, specials in ((bert_ce, 3), (xlmr_ce, 4)):
         r = _fp32(path, max_length=16)
         room = 16 - specials
-        q_kept = min(len(query), 12, room - 1) if len(query) + len(passage) > room else len(query)
+        q_most = min(12, room - 1)
+        q_kept = min(len(query), q_most)
         p_kept = min(len(passage), room - q_kept)
         cut = (" ".join(query[:q_kept]), " ".join(passage[:p_kept]))  # fits: never cut again
         long_score, cut_score = r.score([(" ".join(query), " ".join(passage)), cut])
-        assert r.last_truncated == int(len(query) + len(passage) > room)
+        assert r.last_truncated == int(len(query) > q_most or len(query) + len(passage) > room)
         assert long_score == pytest.approx(cut_score, abs=1e-5)
 
 
@@ -217,7 +219,7 @@ def test_truncation_is_counted_and_logged(bert_ce: Path, caplog: pytest.LogCaptu
     with caplog.at_level("WARNING", logger="bge_vdb.reranker"):
         r.score([("dog", "cat"), ("dog", long_text), (long_text, "cat")])
     assert r.last_truncated == 2
-    assert "2 of 3 pair(s) exceeded 16 tokens" in caplog.text
+    assert "2 of 3 pair(s) were truncated to 16 tokens (a query keeps at most 12" in caplog.text
 
 
 def test_batching_never_changes_a_score(cross_encoder: Path) -> None:
