@@ -251,7 +251,11 @@ class Reranker:
     def layout(self) -> RerankerLayout:
         """The model directory's settings (resolves the model; reads JSON only, no weights)."""
         if self._layout is None:
-            self._layout = self._read_layout(resolve(self.model))
+            try:
+                resolved = resolve(self.model)
+            except ModelError as exc:  # resolve's hint names the Embedder: point at the Reranker
+                raise ModelError(str(exc).replace("Embedder('DIR')", "Reranker('DIR')")) from None
+            self._layout = self._read_layout(resolved)
         return self._layout
 
     def _read_layout(self, resolved: ResolvedModel) -> RerankerLayout:

@@ -113,6 +113,18 @@ def test_models_that_are_not_rerankers_are_refused_before_loading(tmp_path: Path
         Reranker(bert_ce, max_length=4096).score([("q", "p")])
 
 
+def test_a_model_that_cannot_be_had_says_what_was_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
+    r = Reranker("BAAI/bge-reranker-large")
+    assert r.max_length == 512  # the preset answers without any file
+    with pytest.raises(ModelError) as info:
+        r.score([("q", "p")])
+    assert "BAAI/bge-reranker-large" in str(info.value) and "Reranker('DIR')" in str(info.value)
+
+
 # ------------------------------------------------------------------------ empty, ties, k
 
 
