@@ -266,3 +266,14 @@ def test_import_bge_vdb_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("backend", "module", "extra"), [("torch", "torch", "torch"),
+                                                           ("onnx", "onnxruntime", "onnx")])
+def test_a_missing_backend_names_the_extra(bert_ce: Path, monkeypatch: pytest.MonkeyPatch, backend: str,
+                                           module: str, extra: str) -> None:
+    from bge_vdb import MissingExtra
+
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(MissingExtra, match=rf"pip install 'bge-vdb\[{extra}\]'"):
+        Reranker(bert_ce, backend=backend).score([("q", "p")])
