@@ -47,6 +47,7 @@ from .migrate import MigrationReport, migrate
 # Public names whose modules are imported on first attribute access (PEP 562).
 _LAZY = {
     "Embedder": "bge_vdb.embedder",
+    "Reranker": "bge_vdb.reranker",
     "sync_corpus": "bge_vdb.sync",
     "SyncReport": "bge_vdb.sync",
 }
@@ -77,6 +78,7 @@ __all__ = [
     "ModelSpec",
     "NotHybrid",
     "Record",
+    "Reranker",
     "RetryPolicy",
     "ServerUnreachable",
     "StoreNotFound",
@@ -95,6 +97,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .embedder import Embedder
+    from .reranker import Reranker
     from .sync import SyncReport, sync_corpus
 
 

@@ -29,15 +29,20 @@ EXPORT_VERSION = "1"
 FUSED_VERSION = "1"
 
 
-def onnx_model_for(path: Path, *, export: bool = True) -> Path:
-    """The ONNX file for a model directory: its own, a cached export, or a fresh export."""
+def onnx_model_for(path: Path, *, export: bool = True, head: str = "last_hidden_state") -> Path:
+    """The ONNX file for a model directory: its own, a cached export, or a fresh export.
+
+    ``head="logits"`` is the sequence-classification export a reranker runs; it is cached apart
+    from the encoder's (the same weights file can be exported both ways).
+    """
     shipped = path / "onnx" / "model.onnx"
     if shipped.is_file():
         return shipped
     weights = weights_file(path)
     if weights is None:
         raise ModelError(f"{path} has neither onnx/model.onnx nor model.safetensors to export from")
-    target = cache_dir() / "onnx" / f"{weights_sha256(weights)[:32]}-v{EXPORT_VERSION}" / "model.onnx"
+    suffix = "" if head == "last_hidden_state" else f"-{head}"
+    target = cache_dir() / "onnx" / f"{weights_sha256(weights)[:32]}-v{EXPORT_VERSION}{suffix}" / "model.onnx"
     if target.is_file():
         return target
     if not export:
@@ -45,7 +50,7 @@ def onnx_model_for(path: Path, *, export: bool = True) -> Path:
     from .torch import export_onnx
 
     log.warning("exporting %s to ONNX once (needs torch); cached at %s", path, target)
-    return export_onnx(path, target)
+    return export_onnx(path, target, head=head)
 
 
 def fused_model_for(fp32_file: Path, model_dir: Path) -> Path | None:

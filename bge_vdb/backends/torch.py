@@ -56,6 +56,16 @@ def resolve_precision(precision: str, device: str, *, cpuinfo: str | None = None
     return "bf16" if device.startswith("cpu") and cpu_has_bf16(cpuinfo) else "fp32"
 
 
+def autocast_for(precision: str, device: str) -> contextlib.AbstractContextManager[Any]:
+    """The mixed-precision context a resolved ``precision`` runs in (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
 _THREADS_LOCK = threading.Lock()
 
 
@@ -83,20 +93,22 @@ def run_threads(threads: int | None) -> Iterator[None]:
                 torch.set_num_threads(before)
 
 
-def load_model(path: Path, *, attn_implementation: str) -> Any:
-    """transformers ``AutoModel`` from safetensors, no remote code, and no progress bar.
+def load_model(path: Path, *, attn_implementation: str, auto_class: str = "AutoModel") -> Any:
+    """transformers ``AutoModel`` (or another ``auto_class``, e.g. the reranker's
+    ``AutoModelForSequenceClassification``) from safetensors, no remote code, no progress bar.
 
     transformers 5 draws a "Loading weights" bar on stderr for every load: noise in logs and
     in a CLI that draws its own progress. It is switched off for this load, then restored.
     """
-    from transformers import AutoModel
+    import transformers
     from transformers.utils import logging as hf_logging
 
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False,
-                                         attn_implementation=attn_implementation)
+        loader = getattr(transformers, auto_class)
+        return loader.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False,
+                                      attn_implementation=attn_implementation)
     finally:
         if bar_was_on:
             hf_logging.enable_progress_bar()
@@ -159,10 +171,7 @@ class TorchBackend(Backend):
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """The mixed-precision context forward passes run in (a no-op for fp32)."""
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = self._torch.bfloat16 if self.precision == "bf16" else self._torch.float16
-        return self._torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
+        return autocast_for(self.precision, self.device)
 
     def hidden_states(self, batch: TokenBatch) -> np.ndarray:
         torch = self._torch
@@ -289,15 +298,20 @@ def _cls_only_layer_class() -> Any:
     return ClsOnlyLayer
 
 
-def export_onnx(path: Path, out_file: Path, *, opset: int = 17) -> Path:
-    """Export the model in ``path`` to ONNX (inputs: ids, mask, types; output: last_hidden_state)."""
+def export_onnx(path: Path, out_file: Path, *, opset: int = 17, head: str = "last_hidden_state") -> Path:
+    """Export the model in ``path`` to ONNX (inputs: ids, mask, types; output: ``head``).
+
+    ``head="last_hidden_state"`` exports the encoder (``AutoModel``); ``head="logits"`` the
+    sequence-classification model a cross-encoder is (the reranker's).
+    """
     try:
         import torch
         import transformers  # noqa: F401  (imported here so a missing one names the extra)
     except ImportError as exc:
         raise MissingExtra(exc.name or "torch", "torch", "exporting a model to ONNX") from exc
     try:
-        model = load_model(path, attn_implementation="eager")
+        auto_class = "AutoModelForSequenceClassification" if head == "logits" else "AutoModel"
+        model = load_model(path, attn_implementation="eager", auto_class=auto_class)
     except Exception as exc:
         raise ModelError(f"cannot load the model in {path} for ONNX export: {exc}") from exc
 
@@ -307,8 +321,9 @@ def export_onnx(path: Path, out_file: Path, *, opset: int = 17) -> Path:
             self.inner = inner
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids)
+            return getattr(out, head)
 
     # A fresh nn.Module starts in training mode: without .eval() dropout is exported live.
     wrapper = _LastHidden(model).eval()
@@ -317,14 +332,14 @@ def export_onnx(path: Path, out_file: Path, *, opset: int = 17) -> Path:
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_name(f".{out_file.name}.{os.getpid()}.tmp")
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    axes[head] = {0: "batch"} if head == "logits" else {0: "batch", 1: "sequence"}
     # The legacy (TorchScript) exporter is chosen on purpose: it handles BERT's dynamic axes
     # reliably; its deprecation and tracer warnings are noise for users, so they are muted.
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper, (sample, sample, torch.zeros_like(sample)), str(tmp), input_names=names,
-            output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=opset, dynamo=False,
+            output_names=[head], dynamic_axes=axes, opset_version=opset, dynamo=False,
         )
     tmp.replace(out_file)  # atomic: a concurrent reader never sees half a file
     return out_file
