@@ -215,8 +215,8 @@ def _add_search(sub: Any) -> None:
                    help=f"with --rerank: first-stage hits to rerank (max(k, {DEFAULT_CANDIDATES}))")
     p.add_argument("--rerank-backend", choices=("auto", "onnx", "torch"),
                    help="with --rerank: the reranker's backend (auto)")
-    p.add_argument("--rerank-precision", choices=("auto", "fp32", "bf16"),
-                   help="with --rerank: auto is bf16 autocast on CPUs that have it (torch)")
+    p.add_argument("--rerank-precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="with --rerank: auto is bf16 autocast on CPUs that have it (torch); fp16 is for GPUs")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
 
     def run(args: argparse.Namespace) -> int:
@@ -265,11 +265,16 @@ def _add_search(sub: Any) -> None:
 
 
 def _open_reranker(model: str, backend: str, precision: str) -> Any:
-    """A Reranker whose model is found and whose options are checked; its weights load on first
-    use, after the store and collection were opened and searched."""
+    """A Reranker whose options are checked and whose model is found (its config read); its
+    weights load on first use, after the store and collection were opened and searched."""
     from .reranker import Reranker
 
-    return Reranker(model, backend=backend, precision=precision)
+    try:
+        reranker = Reranker(model, backend=backend, precision=precision)
+        reranker.layout  # noqa: B018 - resolves the model and reads its config: no weights
+    except ModelError as exc:
+        raise ModelError(f"--rerank: {exc}") from None
+    return reranker
 
 
 def _reranker_name(reranker: Any) -> str:

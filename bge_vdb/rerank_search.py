@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from . import filters
 from .errors import InputError
 from .types import Hit
 
@@ -113,6 +114,7 @@ def search_reranked(
     reranker = check_reranker(rerank)
     depth = candidate_count(candidates, k)
     text = check_query(query)
+    filters.parse(where)  # a bad filter is refused before the query is embedded
     hits = collection.search(text, depth, where=where, with_vectors=with_vectors, mode=mode,
                              alpha=alpha, fusion=fusion)
     if not hits:
