@@ -254,7 +254,7 @@ def _add_search(sub: Any) -> None:
                         for h in hits])
             return 0
         if reranker is not None:
-            print(f"reranked by {named['reranker']} (scores are its own; the best {args.k} of "
+            print(f"reranked by {named['reranker']} (scores are its own; the best {args.k} of up to "
                   f"{candidate_count(args.candidates, args.k)} {args.mode} candidates)")
         for rank, h in enumerate(hits, start=1):
             snippet = " ".join((h.text or "").split())[:90]
@@ -266,25 +266,42 @@ def _add_search(sub: Any) -> None:
 
 def _open_reranker(model: str, backend: str, precision: str) -> Any:
     """A Reranker whose options are checked and whose model is found (its config read); its
-    weights load on first use, after the store and collection were opened and searched."""
+    weights load on first use, after the store and collection were opened and searched. A URL
+    is never echoed whole: credentials in a server URL are refused without showing them, and
+    errors show the URL without its query or user part."""
+    from pathlib import Path
+
+    from .remote.options import is_remote_url, parse_remote_url
     from .reranker import Reranker
 
+    if is_remote_url(model):
+        parse_remote_url(model)
     try:
         reranker = Reranker(model, backend=backend, precision=precision)
         reranker.layout  # noqa: B018 - resolves the model and reads its config: no weights
-    except ModelError as exc:
-        raise ModelError(f"--rerank: {exc}") from None
+    except (ModelError, ConfigError) as exc:
+        message = str(exc)
+        if "://" in model:
+            for form in (model, str(Path(model))):
+                message = message.replace(form, _url_display(model))
+        raise type(exc)(f"--rerank: {message}") from None
     return reranker
 
 
 def _reranker_name(reranker: Any) -> str:
-    """What the output calls the reranker: its model id; of a server URL, only the scheme, host,
-    port and path (a URL's query or user part is never printed)."""
+    """What the output calls the reranker: its model id (of a server URL, see _url_display)."""
     name = str(getattr(reranker, "model_id", None) or type(reranker).__name__)
-    if "://" not in name:
-        return name
-    parts = urlsplit(name)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    return _url_display(name) if "://" in name else name
+
+
+def _url_display(url: str) -> str:
+    """A URL's scheme, host, port and path: its query and user part may hold a secret."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def _open_for_search(store: Any, name: str, embedder: EmbedderProtocol | None) -> Any:
