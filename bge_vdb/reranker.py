@@ -111,9 +111,10 @@ class Reranker:
     """Cross-encoder relevance scores from a preset id, a Hugging Face id or a local directory.
 
     Args:
-        model: e.g. ``"BAAI/bge-reranker-base"``, another Hugging Face id, or a directory
+        model: e.g. ``"BAAI/bge-reranker-base"``, another Hugging Face id, a directory
             holding a one-label sequence-classification model (safetensors) and its
-            ``tokenizer.json``.
+            ``tokenizer.json``, or a server URL (``tei+http://host:8080``,
+            ``openai+http://host:7997/v1?model=NAME``: a remote reranker).
         backend: ``"torch"``, ``"onnx"`` or ``"auto"`` (torch when installed, else ONNX Runtime).
         precision: as the Embedder's: ``"auto"`` (torch: bf16 autocast on CPUs with AVX-512
             BF16/AMX, else fp32; ONNX: fp32), ``"fp32"``, ``"bf16"``, ``"fp16"`` (GPU).
@@ -123,8 +124,23 @@ class Reranker:
         batch_tokens: most padded tokens per forward pass (default 8192).
         threads: CPU threads for the forward passes (see ``Embedder``).
         **options: ``device`` (torch: ``"cpu"``, ``"cuda"``), ``batch_size`` (most pairs per
-            forward pass, default 32).
+            forward pass, default 32). A remote URL takes the remote options instead
+            (:class:`~bge_vdb.remote.reranker.RemoteReranker`: ``model``, ``token``/``api_key``,
+            ``concurrency``, ``timeout``, ``retry``...).
     """
+
+    def __new__(cls, model: Any = None, **options: Any) -> Any:
+        """``Reranker("tei+http://...")`` / ``Reranker("openai+http://.../v1?model=NAME")``
+        returns a :class:`~bge_vdb.remote.reranker.RemoteReranker` with the same interface (the
+        model runs on the server); any other model gives this local Reranker."""
+        if cls is Reranker and isinstance(model, str):
+            from .remote.options import is_remote_url
+
+            if is_remote_url(model):
+                from .remote.reranker import RemoteReranker
+
+                return RemoteReranker(model, **options)
+        return super().__new__(cls)
 
     def __init__(self, model: str | os.PathLike[str], *, backend: str = "auto", precision: str = "auto",
                  normalize: bool | None = None, max_length: int | None = None,
@@ -223,10 +239,12 @@ class Reranker:
             raise ModelError(f"{path}/config.json asks for custom code (auto_map); bge-vdb never "
                              "runs remote code: use a model transformers implements")
         id2label = config.get("id2label")
-        labels = config.get("num_labels", len(id2label) if isinstance(id2label, dict) else None)
+        # transformers writes no id2label for its default of 2 labels, and builds 2 without one.
+        labels = config.get("num_labels", len(id2label) if isinstance(id2label, dict) else 2)
         if labels != 1:
             raise ModelError(f"{path} is not a cross-encoder reranker: it has {labels} labels "
-                             "(config.json num_labels / id2label); a reranker has exactly 1")
+                             "(config.json num_labels / id2label; none means transformers' "
+                             "default of 2); a reranker has exactly 1")
         model_type = str(config.get("model_type", ""))
         if preset is not None and preset.model_type != model_type:
             raise ModelError(f"preset {preset.id} is a {preset.model_type} model but {path}/config.json "
@@ -304,7 +322,10 @@ class Reranker:
         if not items:
             self.last_truncated = 0
             return np.zeros(0, dtype=np.float32)
-        logits = self._logits(items)
+        # Equal pairs are scored once: less work, and they get exactly equal scores (a batched
+        # forward pass can differ in the last bits between identical rows), so ties are ties.
+        slot = {pair: n for n, pair in enumerate(dict.fromkeys(items))}
+        logits = self._logits(list(slot))[[slot[pair] for pair in items]]
         if self.layout.normalize:
             return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
         return logits

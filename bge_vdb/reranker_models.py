@@ -3,7 +3,9 @@ any weights load (the embedder presets are in :mod:`bge_vdb.models`).
 
 What FlagEmbedding does, which these presets follow: the score is the model's single logit,
 raw by default; ``normalize=True`` maps it through a sigmoid to (0, 1). Query and passage are
-encoded together as one pair of at most ``max_length`` tokens.
+encoded together as one pair of at most ``max_length`` tokens; a longer pair is cut as
+FlagEmbedding cuts it: the query keeps at most 3/4 of ``max_length`` tokens, the passage is cut
+to fill the rest. bge-reranker-base and -large are XLM-RoBERTa models of 512 positions.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ RERANKER_PRESETS: dict[str, RerankerSpec] = {
     for spec in (
         RerankerSpec("BAAI/bge-reranker-base", 512, False, "xlm-roberta", ("en", "zh")),
         RerankerSpec("BAAI/bge-reranker-large", 512, False, "xlm-roberta", ("en", "zh")),
-        RerankerSpec("BAAI/bge-reranker-v2-m3", 512, False, "xlm-roberta", ("multilingual",)),
+        # 8192 positions (it is fine-tuned from bge-m3), but BAAI fine-tuned it on 1024-token
+        # pairs and recommends max_length=1024 (model card discussion #9); FlagEmbedding's
+        # generic default would be 512. Longer pairs: pass max_length= (up to 8192).
+        RerankerSpec("BAAI/bge-reranker-v2-m3", 1024, False, "xlm-roberta", ("multilingual",)),
     )
 }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.embedder.conftest import _build_tiny, fake_hf_cache
+from tests.support.cross_encoders import build_cross_encoder
 
 #: What ``docs.jsonl`` holds in every page's directory (the pages' examples read it).
 DOCS_JSONL = [
@@ -27,6 +28,10 @@ def docs_world_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("docs_world")
     model = _build_tiny(root / "tiny384", hidden=384, layout="bge", seed=3, max_positions=512)
     fake_hf_cache(root / "hf_cache", "BAAI/bge-small-en-v1.5", model)
+    # docs/rerank.md's blocks name BAAI/bge-reranker-base: a tiny XLM-RoBERTa cross-encoder (its
+    # architecture) stands in for it, so they run.
+    reranker = build_cross_encoder(root / "tiny-reranker", layout="xlm-roberta", max_positions=512)
+    fake_hf_cache(root / "hf_cache", "BAAI/bge-reranker-base", reranker)
     return root
 
 

@@ -9,6 +9,11 @@ documented behaviour), never from its code:
 * ``POST /embed`` (``inputs`` a string or a list, ``normalize`` default true, ``truncate``
   default the server's ``auto_truncate``); ``POST /tokenize`` (tokens with UTF-8 byte
   ``start``/``stop``, null for special tokens); ``GET /health``;
+* for a reranker directory (a one-label sequence-classification model: TEI's
+  ``model_type.reranker``), ``POST /rerank`` (``query``, ``texts``, ``raw_scores`` default
+  false: sigmoid, ``truncate`` default ``auto_truncate``, ``return_text``) answering
+  ``[{"index", "score"(, "text")}]`` best first; ``/embed`` on a reranker and ``/rerank`` on an
+  embedding model are TEI's 424 ``Backend`` errors;
 * the error bodies ``{"error", "error_type"}`` and their statuses: 400 ``Empty``, 422
   ``Validation`` (a batch over ``max_client_batch_size``, an input over ``max_input_length``
   tokens without truncation), 422 ``Tokenizer``, 424 ``Backend``, 429 ``Overloaded`` (more
@@ -17,6 +22,8 @@ documented behaviour), never from its code:
 
 The vectors are real: the fake runs the model of a local directory through bge-vdb's own
 Embedder in fp32 (TEI runs the same weights), truncating at ``max_input_length`` as TEI does.
+Rerank scores are real too, and independent of bge-vdb's Reranker: sentence-transformers'
+``CrossEncoder`` over the same weights, cutting long pairs longest-first as TEI does.
 What it does not model is refused with 501, never silently ignored: ``inputs`` given as token
 ids, ``prompt_name``, ``dimensions``, left truncation, and TEI's other routes.
 
@@ -40,7 +47,7 @@ from typing import Any
 from tests.fakes.http_base import JsonHandler, serve_in_thread
 
 MAX_CHAR_MULTIPLIER = 250  # TEI refuses inputs over max_input_length * 250 characters
-OTHER_ROUTES = {"/embed_all", "/embed_sparse", "/predict", "/rerank", "/similarity", "/decode",
+OTHER_ROUTES = {"/embed_all", "/embed_sparse", "/predict", "/similarity", "/decode",
                 "/embeddings", "/v1/embeddings", "/vertex", "/metrics"}
 
 
@@ -66,6 +73,24 @@ def _loaded(model_dir: Path, max_length: int, normalize: bool) -> Any:
         if key not in _MODELS:
             _MODELS[key] = Embedder(str(model_dir), precision="fp32", normalize=normalize,
                                     max_length=max_length).load()
+        return _MODELS[key]
+
+
+def is_reranker_dir(model_dir: Path) -> bool:
+    """A one-label sequence-classification model: what TEI serves as ``model_type.reranker``."""
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    classifier = any("SequenceClassification" in a for a in config.get("architectures") or [])
+    return classifier and len(config.get("id2label") or {"0": "", "1": ""}) == 1
+
+
+def _cross_encoder(model_dir: Path, max_length: int) -> Any:
+    """sentence-transformers' CrossEncoder over the directory, shared by the fakes of a session."""
+    from sentence_transformers import CrossEncoder
+
+    key = (f"cross-encoder:{model_dir}", max_length, False)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = CrossEncoder(str(model_dir), max_length=max_length, device="cpu")
         return _MODELS[key]
 
 
@@ -98,11 +123,28 @@ class FakeTEI:
         self.auto_truncate = auto_truncate
         self.api_key = api_key
         self.delay = delay
-        probe = Embedder(str(model_dir), precision="fp32")
-        self.max_input_length = max_input_length or probe.max_length
-        self._models = {norm: _loaded(model_dir, self.max_input_length, norm) for norm in (True, False)}
-        self.pooling = self._models[True].layout.pooling
-        self.model_type = model_type or {"embedding": {"pooling": self.pooling}}
+        self.reranker = is_reranker_dir(model_dir)
+        self.reranked: list[tuple[str, list[str]]] = []  # (query, texts) of each /rerank
+        if self.reranker:
+            from bge_vdb.reranker import Reranker
+
+            self.max_input_length = max_input_length or Reranker(model_dir).max_length
+            self.cross_encoder = _cross_encoder(model_dir, self.max_input_length)
+            from tokenizers import Tokenizer
+
+            self.pair_tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            self.pair_tokenizer.no_truncation()  # counts, as TEI's validation does, before any cut
+            config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+            labels = {str(k): str(v) for k, v in config["id2label"].items()}
+            self.pooling = None
+            self.model_type = model_type or {"reranker": {
+                "id2label": labels, "label2id": {v: int(k) for k, v in labels.items()}}}
+        else:
+            probe = Embedder(str(model_dir), precision="fp32")
+            self.max_input_length = max_input_length or probe.max_length
+            self._models = {norm: _loaded(model_dir, self.max_input_length, norm) for norm in (True, False)}
+            self.pooling = self._models[True].layout.pooling
+            self.model_type = model_type or {"embedding": {"pooling": self.pooling}}
         self.poison: str | None = None
         self.faults: deque[Fault] = deque()
         self.requests: Counter[str] = Counter()
@@ -186,6 +228,8 @@ class FakeTEI:
         return inputs
 
     def _tokenizer(self) -> Any:
+        if self.reranker:
+            return self.pair_tokenizer
         model = self._models[True]
         model.load()
         return model._tokenizer
@@ -206,6 +250,8 @@ class FakeTEI:
         return min(n, self.max_input_length)
 
     def embed(self, body: dict[str, Any]) -> list[list[float]]:
+        if self.reranker:
+            raise _ApiError(424, "model is not an embedding model", "Backend")
         for key in ("prompt_name", "dimensions"):
             if body.get(key) is not None:
                 raise _ApiError(501, f"not modelled by the fake: {key}", "Validation")
@@ -222,6 +268,44 @@ class FakeTEI:
             self.batch_lengths.append(lengths)
             self.embedded_texts.extend(inputs)
         return [[float(x) for x in row] for row in vectors]
+
+    def rerank(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        if not self.reranker:
+            raise _ApiError(424, "model is not a re-ranker model", "Backend")
+        query, texts = body.get("query"), body.get("texts")
+        if not isinstance(query, str) or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise _ApiError(422, "Failed to deserialize the JSON body into the target type: query and "
+                                 "texts must be a string and a list of strings", "Validation")
+        if not texts:
+            raise _ApiError(400, "`texts` cannot be empty", "Empty")
+        if str(body.get("truncation_direction", "Right")).lower() != "right":
+            raise _ApiError(501, "not modelled by the fake: left truncation", "Validation")
+        if len(texts) > self.max_client_batch_size:
+            raise _ApiError(422, f"batch size {len(texts)} > maximum allowed batch size "
+                                 f"{self.max_client_batch_size}", "Validation")
+        truncate = body.get("truncate")
+        truncate = self.auto_truncate if truncate is None else bool(truncate)
+        for text in texts:
+            if self.poison is not None and (self.poison in text or self.poison in query):
+                raise _ApiError(422, "tokenizer error Unable to tokenize the input (poisoned by the test)",
+                                "Tokenizer")
+            n = len(self._tokenizer().encode(query, text).ids)
+            if n > self.max_input_length and not truncate:
+                raise _ApiError(422, f"Input validation error: `inputs` must have less than "
+                                     f"{self.max_input_length} tokens. Given: {n}", "Validation")
+        import numpy as np
+        import torch
+
+        raw = bool(body.get("raw_scores", False))
+        with self._model_lock:
+            logits = np.asarray(self.cross_encoder.predict([(query, t) for t in texts],
+                                                           activation_fn=torch.nn.Identity()), dtype=np.float64)
+            self.reranked.append((query, list(texts)))
+        scores = logits if raw else 1 / (1 + np.exp(-logits))
+        ranks = [{"index": i, "score": float(s)} | ({"text": texts[i]} if body.get("return_text") else {})
+                 for i, s in enumerate(scores)]
+        ranks.sort(key=lambda r: r["score"])  # TEI: a stable ascending sort, then reversed
+        return ranks[::-1]
 
     def tokenize(self, body: dict[str, Any]) -> list[list[dict[str, Any]]]:
         if body.get("prompt_name") is not None:
@@ -286,7 +370,8 @@ class _Handler(JsonHandler):
             self._send(fault.status or 500, {"error": f"injected {fault.status}", "error_type": fault.error_type},
                        headers)
             return
-        routes = {("GET", "/info"): None, ("POST", "/embed"): tei.embed, ("POST", "/tokenize"): tei.tokenize}
+        routes = {("GET", "/info"): None, ("POST", "/embed"): tei.embed, ("POST", "/tokenize"): tei.tokenize,
+                  ("POST", "/rerank"): tei.rerank}
         if (method, path) not in routes:
             status = 501 if path in OTHER_ROUTES else 404
             self._send_text(status, "" if status == 404 else "not modelled by the fake")

@@ -41,3 +41,11 @@ def seeded_pairs(n: int, seed: int = 0, *, longest: int = 40) -> list[tuple[str,
             passage += " " + str(rng.choice(CHINESE_TEXTS))
         pairs.append((query, passage))
     return pairs
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny embedding model (not a reranker), for servers that serve the wrong kind of model."""
+    from tests.embedder.conftest import _build_tiny
+
+    return _build_tiny(tmp_path_factory.mktemp("embedder") / "bge", layout="bge")
