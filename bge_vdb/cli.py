@@ -278,7 +278,8 @@ def _open_reranker(model: str, backend: str, precision: str) -> Any:
         parse_remote_url(model)
     try:
         reranker = Reranker(model, backend=backend, precision=precision)
-        reranker.layout  # noqa: B018 - resolves the model and reads its config: no weights
+        if isinstance(reranker, Reranker):  # a local model: find it and read its config (no weights)
+            reranker.layout  # noqa: B018
     except (ModelError, ConfigError) as exc:
         message = str(exc)
         if "://" in model:
@@ -289,9 +290,12 @@ def _open_reranker(model: str, backend: str, precision: str) -> Any:
 
 
 def _reranker_name(reranker: Any) -> str:
-    """What the output calls the reranker: its model id (of a server URL, see _url_display)."""
+    """What the output calls the reranker: its model id, and for a server its URL as
+    _url_display shows it."""
     name = str(getattr(reranker, "model_id", None) or type(reranker).__name__)
-    return _url_display(name) if "://" in name else name
+    name = _url_display(name) if "://" in name else name
+    url = getattr(reranker, "url", None)
+    return f"{name} ({_url_display(url)})" if isinstance(url, str) else name
 
 
 def _url_display(url: str) -> str:

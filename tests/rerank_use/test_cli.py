@@ -107,3 +107,36 @@ def test_records_without_text_are_named(tmp_path: Path, cross_encoder_dir: Path,
     code = cli.main(["search", url, "c", "river", "--model", "m/one", "--rerank", str(cross_encoder_dir)])
     err = capsys.readouterr().err
     assert code == 2 and "record 'bare'" in err and "has no text" in err
+
+
+def test_a_reranker_on_a_server_is_named_and_its_token_never_shown(
+        synced: str, cross_encoder_dir: Path, reranker: Reranker, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--rerank tei+http://... : TEI's /rerank (the wire-level fake, scoring with
+    sentence-transformers' CrossEncoder on the same weights) gives the local model's ranking; the
+    token comes from HF_TOKEN and appears in no output or error."""
+    from bge_vdb import cli
+    from tests.fakes.tei_server import fake_tei
+
+    token = "tei-token-search-Zk5"
+    with fake_tei(cross_encoder_dir, model_id="tiny/reranker", api_key=token) as server:
+        monkeypatch.setenv("HF_TOKEN", token)
+        query = "river water of the city"
+        code, out = run(capsys, "search", synced, "c", query, "-k", "8", "--json")
+        first = json.loads(out)
+        code, out = run(capsys, "search", synced, "c", query, "-k", "3", "--candidates", "8",
+                        "--rerank", server.url, "--json")
+        assert code == 0 and token not in out
+        got = json.loads(out)
+        want, _ = expected(reranker, query, [(h["id"], h["text"]) for h in first], 3)
+        assert [h["id"] for h in got] == [i for i, _ in want]
+        assert [h["score"] for h in got] == pytest.approx([s for _, s in want], abs=1e-5)
+        assert {h["reranker"] for h in got} == {f"tiny/reranker ({server.url})"}
+
+        monkeypatch.setenv("HF_TOKEN", "wrong-token-Qp8")
+        code = cli.main(["search", synced, "c", query, "--rerank", server.url])
+        captured = capsys.readouterr()
+        assert code == 2 and "HTTP 401" in captured.err
+        assert "wrong-token-Qp8" not in captured.err + captured.out and token not in captured.err
+        code = cli.main(["search", synced, "c", query, "--rerank", server.url, "--rerank-backend", "torch"])
+        assert code == 2 and "option of the local Reranker" in capsys.readouterr().err
