@@ -303,8 +303,10 @@ class Reranker:
         return self._backend
 
     def __getstate__(self) -> dict[str, Any]:
+        # A copy (another process, a Ray worker) loads its own model on its first call.
         state = self.__dict__.copy()
         del state["_load_lock"]
+        state["_backend"] = state["_tokenizer"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

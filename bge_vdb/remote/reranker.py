@@ -115,6 +115,15 @@ class RemoteReranker:
         model = f", model={self.model!r}" if self.model else ""
         return f"RemoteReranker({self.url!r}{model})"
 
+    def __getstate__(self) -> dict[str, Any]:  # a copy opens its own connections and threads
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_client", "runner")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._client = None
+        self.runner = RequestRunner(self.concurrency)
+
     def close(self) -> None:
         """Close connections and request threads (a later call opens them again)."""
         if self._client is not None:

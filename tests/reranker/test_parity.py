@@ -49,7 +49,7 @@ _word = st.sampled_from(WORDS + CHINESE)
 _text = st.lists(_word, min_size=1, max_size=30).map(" ".join)
 
 
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(pairs=st.lists(st.tuples(_text, _text), min_size=1, max_size=12))
 def test_fp32_parity_over_generated_pair_sets(bert_ce: Path, xlmr_ce: Path,
                                               pairs: list[tuple[str, str]]) -> None:

