@@ -57,7 +57,7 @@ def _as_hit(doc: Any) -> Any:
     return Hit(id=doc.id, score=doc.metadata["relevance_score"], text=doc.page_content, metadata={})
 
 
-@settings(max_examples=30)
+@settings(max_examples=50)
 @given(corpus=corpora, query=texts, fetch=st.integers(1, 30), top_n=st.integers(1, 6),
        where=st.one_of(st.none(), st.integers(0, 2).map(lambda g: {"g": g})))
 def test_compression_retriever_reranks_what_the_store_retrieved(
@@ -141,7 +141,7 @@ def check_query_engine(index: Any, reranker: Reranker, query: str, fetch: int, t
     assert_same_ranking([Hit(n.node.node_id, float(n.score), None, {}) for n in got], want, scores)
 
 
-@settings(max_examples=30)
+@settings(max_examples=50)
 @given(corpus=corpora, query=texts, fetch=st.integers(1, 30), top_n=st.integers(1, 6),
        text_only=st.booleans())
 def test_query_engine_reranks_what_the_index_retrieved(reranker: Reranker, corpus: list[tuple[str, int]],

@@ -62,7 +62,6 @@ def check_reranked_search(col: Collection, docs: list[tuple[str, str, int]], rer
         assert (h.text, dict(h.metadata)) == (by_id[h.id][0], {"g": by_id[h.id][1]})
 
 
-@settings(max_examples=100)
 @given(corpus=corpora, query=texts, k=st.integers(1, 8), extra=st.one_of(st.none(), st.integers(0, 25)),
        where=wheres, mode=st.sampled_from(MODES))
 def test_reranked_search_is_the_first_stage_reranked_memory(reranker: Reranker, corpus: list[tuple[str, int]],
@@ -78,7 +77,7 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield store
 
 
-@settings(max_examples=25)
+@settings(max_examples=50)
 @given(corpus=corpora, query=texts, k=st.integers(1, 8), extra=st.one_of(st.none(), st.integers(0, 25)),
        where=wheres, mode=st.sampled_from(MODES))
 def test_reranked_search_is_the_first_stage_reranked_on_engines(
