@@ -22,7 +22,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,6 +51,30 @@ class RerankerLayout:
     max_length: int
     normalize: bool
     preset: RerankerSpec | None
+
+
+@runtime_checkable
+class RerankerProtocol(Protocol):
+    """What code that reranks needs: the local :class:`Reranker` and the remote
+    :class:`~bge_vdb.remote.reranker.RemoteReranker` both satisfy it."""
+
+    @property
+    def model_id(self) -> str:
+        """The model's id (or directory)."""
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per (query, passage) pair."""
+
+    @property
+    def normalize(self) -> bool:
+        """Sigmoid scores (True) or raw logits (False)."""
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One float32 score per pair, input order."""
+
+    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
+        """New hits with the reranker's scores, best first, at most ``k``."""
 
 
 def check_pairs(pairs: Any) -> list[tuple[str, str]]:
@@ -227,7 +251,11 @@ class Reranker:
     def layout(self) -> RerankerLayout:
         """The model directory's settings (resolves the model; reads JSON only, no weights)."""
         if self._layout is None:
-            self._layout = self._read_layout(resolve(self.model))
+            try:
+                resolved = resolve(self.model)
+            except ModelError as exc:  # resolve's hint names the Embedder: point at the Reranker
+                raise ModelError(str(exc).replace("Embedder('DIR')", "Reranker('DIR')")) from None
+            self._layout = self._read_layout(resolved)
         return self._layout
 
     def _read_layout(self, resolved: ResolvedModel) -> RerankerLayout:
@@ -347,16 +375,20 @@ class Reranker:
 
     def _logits(self, items: list[tuple[str, str]]) -> np.ndarray:
         """Tokenize the pairs, sort by length, run token-budget batches, restore input order."""
-        backend, lay = self.backend, self.layout
-        encodings = self._tokenizer.encode_batch(items)
-        long_ones = [i for i, e in enumerate(encodings) if len(e.ids) > lay.max_length]
-        for i in long_ones:
+        backend, lay, tok = self.backend, self.layout, self._tokenizer
+        encodings = tok.encode_batch(items)
+        queries = list(dict.fromkeys(q for q, _ in items))
+        query_tokens = dict(zip(queries, (len(e.ids) for e in tok.encode_batch(queries, add_special_tokens=False)),
+                                strict=True))
+        most = self._query_tokens()
+        cut = [i for i, e in enumerate(encodings)
+               if len(e.ids) > lay.max_length or query_tokens[items[i][0]] > most]
+        for i in cut:
             encodings[i] = self._truncated_pair(*items[i])
-        if long_ones:
-            log.warning("%d of %d pair(s) exceeded %d tokens and were truncated (the query to at "
-                        "most 3/4 of them, the passage to the rest)", len(long_ones), len(items),
-                        lay.max_length)
-        self.last_truncated = len(long_ones)
+        if cut:
+            log.warning("%d of %d pair(s) were truncated to %d tokens (a query keeps at most %d, the "
+                        "passage the rest)", len(cut), len(items), lay.max_length, most)
+        self.last_truncated = len(cut)
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         out = np.empty(len(items), dtype=np.float32)
         for batch in plan_batches([len(encodings[i].ids) for i in order], self.batch_size,
@@ -365,13 +397,19 @@ class Reranker:
             out[rows] = backend.logits(_pad([encodings[i] for i in rows]))
         return out
 
+    def _query_tokens(self) -> int:
+        """Most query tokens a pair keeps: 3/4 of ``max_length`` (FlagEmbedding's
+        ``query_max_length``), leaving room for at least one passage token."""
+        room = self.layout.max_length - self._tokenizer.num_special_tokens_to_add(True)
+        return min(self.layout.max_length * 3 // 4, room - 1)
+
     def _truncated_pair(self, query: str, passage: str) -> Any:
-        """A pair longer than ``max_length`` cut as FlagEmbedding cuts it: the query keeps at
-        most 3/4 of ``max_length`` tokens, the passage fills what is left (its end is cut)."""
-        tok, max_length = self._tokenizer, self.layout.max_length
-        room = max_length - tok.num_special_tokens_to_add(True)
+        """A pair cut as FlagEmbedding cuts it: the query to at most 3/4 of ``max_length``
+        tokens (even when the pair would fit), then the passage's end to fill what is left."""
+        tok = self._tokenizer
+        room = self.layout.max_length - tok.num_special_tokens_to_add(True)
         q = tok.encode(query, add_special_tokens=False)
-        q.truncate(min(max_length * 3 // 4, room - 1))
+        q.truncate(self._query_tokens())
         p = tok.encode(passage, add_special_tokens=False)
         p.truncate(room - len(q.ids))
         return tok.post_process(q, p, add_special_tokens=True)
@@ -388,4 +426,4 @@ def _load_tokenizer(path: Path, max_length: int) -> Any:
     return full
 
 
-__all__ = ["RERANKER_PRESETS", "Reranker", "RerankerSpec", "check_hits", "check_pairs", "order_hits"]
+__all__ = ["RERANKER_PRESETS", "Reranker", "RerankerProtocol", "RerankerSpec", "check_hits", "check_pairs", "order_hits"]

@@ -3,9 +3,8 @@ any weights load (the embedder presets are in :mod:`bge_vdb.models`).
 
 What FlagEmbedding does, which these presets follow: the score is the model's single logit,
 raw by default; ``normalize=True`` maps it through a sigmoid to (0, 1). Query and passage are
-encoded together as one pair of at most ``max_length`` tokens; a longer pair is cut as
-FlagEmbedding cuts it: the query keeps at most 3/4 of ``max_length`` tokens, the passage is cut
-to fill the rest. bge-reranker-base and -large are XLM-RoBERTa models of 512 positions.
+encoded together as one pair of at most ``max_length`` tokens, cut as FlagEmbedding cuts it:
+the query keeps at most 3/4 of ``max_length`` tokens, the passage is cut to fill the rest. bge-reranker-base and -large are XLM-RoBERTa models of 512 positions.
 """
 
 from __future__ import annotations

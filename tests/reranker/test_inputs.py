@@ -113,6 +113,18 @@ def test_models_that_are_not_rerankers_are_refused_before_loading(tmp_path: Path
         Reranker(bert_ce, max_length=4096).score([("q", "p")])
 
 
+def test_a_model_that_cannot_be_had_says_what_was_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
+    r = Reranker("BAAI/bge-reranker-large")
+    assert r.max_length == 512  # the preset answers without any file
+    with pytest.raises(ModelError) as info:
+        r.score([("q", "p")])
+    assert "BAAI/bge-reranker-large" in str(info.value) and "Reranker('DIR')" in str(info.value)
+
+
 # ------------------------------------------------------------------------ empty, ties, k
 
 
@@ -197,17 +209,19 @@ _word = st.sampled_from([w for w in WORDS if w not in ("a",)])
 @given(query=st.lists(_word, min_size=1, max_size=30), passage=st.lists(_word, min_size=1, max_size=30))
 def test_long_pairs_cut_the_query_to_three_quarters_and_the_passage_to_the_rest(
         bert_ce: Path, xlmr_ce: Path, query: list[str], passage: list[str]) -> None:
-    """Every word here is one token in both tiny tokenizers, so the cut can be stated in words:
-    with max_length=16 a pair keeps min(len(query), 12) query words (3/4 of 16, and at least one
-    passage token must fit) and fills what is left with the passage's first words."""
+    """Every word here is one token in both tiny tokenizers, so the cut can be stated in words.
+    As FlagEmbedding: with max_length=16 a query keeps at most 12 words (3/4 of 16; 11 for
+    XLM-R, whose 4 special tokens would leave no passage token), even when the pair would fit;
+    the passage keeps the first words that fit in what is left."""
     for path, specials in ((bert_ce, 3), (xlmr_ce, 4)):
         r = _fp32(path, max_length=16)
         room = 16 - specials
-        q_kept = min(len(query), 12, room - 1) if len(query) + len(passage) > room else len(query)
+        q_most = min(12, room - 1)
+        q_kept = min(len(query), q_most)
         p_kept = min(len(passage), room - q_kept)
         cut = (" ".join(query[:q_kept]), " ".join(passage[:p_kept]))  # fits: never cut again
         long_score, cut_score = r.score([(" ".join(query), " ".join(passage)), cut])
-        assert r.last_truncated == int(len(query) + len(passage) > room)
+        assert r.last_truncated == int(len(query) > q_most or len(query) + len(passage) > room)
         assert long_score == pytest.approx(cut_score, abs=1e-5)
 
 
@@ -217,7 +231,7 @@ def test_truncation_is_counted_and_logged(bert_ce: Path, caplog: pytest.LogCaptu
     with caplog.at_level("WARNING", logger="bge_vdb.reranker"):
         r.score([("dog", "cat"), ("dog", long_text), (long_text, "cat")])
     assert r.last_truncated == 2
-    assert "2 of 3 pair(s) exceeded 16 tokens" in caplog.text
+    assert "2 of 3 pair(s) were truncated to 16 tokens (a query keeps at most 12" in caplog.text
 
 
 def test_batching_never_changes_a_score(cross_encoder: Path) -> None:
@@ -252,3 +266,14 @@ def test_import_bge_vdb_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("backend", "module", "extra"), [("torch", "torch", "torch"),
+                                                           ("onnx", "onnxruntime", "onnx")])
+def test_a_missing_backend_names_the_extra(bert_ce: Path, monkeypatch: pytest.MonkeyPatch, backend: str,
+                                           module: str, extra: str) -> None:
+    from bge_vdb import MissingExtra
+
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(MissingExtra, match=rf"pip install 'bge-vdb\[{extra}\]'"):
+        Reranker(bert_ce, backend=backend).score([("q", "p")])

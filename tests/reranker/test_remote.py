@@ -1,6 +1,6 @@
 """Remote rerankers against the local Reranker on the same weights: the TEI wire-level fake
-(tests/fakes/tei_server.py, scores from sentence-transformers' CrossEncoder) and a REAL Infinity
-server (its own virtualenv, tests/remote/infinity.py) serving the tiny cross-encoders.
+(tests/fakes/tei_server.py, scores from sentence-transformers' CrossEncoder); the real
+Infinity server is in test_remote_infinity.py.
 
 Parity bound: 1e-5 (the servers run the same fp32 weights). Pairs fit in the model's limit:
 the servers cut long pairs longest-first, the local Reranker as FlagEmbedding does.
@@ -8,7 +8,6 @@ the servers cut long pairs longest-first, the local Reranker as FlagEmbedding do
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +17,11 @@ import pytest
 from bge_vdb import ConfigError, Hit, InputError, Reranker
 from bge_vdb.errors import EmbedderServerError, TextsRefused
 from bge_vdb.remote.reranker import RemoteReranker
+from bge_vdb.reranker import RerankerProtocol
 from bge_vdb.retry import RetryPolicy
 from tests.fakes.tei_server import FakeTEI, fake_tei
-from tests.remote import infinity
 from tests.reranker.conftest import seeded_pairs
 
-INFINITY_KEY = "infinity-rerank-key-7Qx"
 TEI_TOKEN = "tei-rerank-token-Vb4"
 
 
@@ -74,7 +72,8 @@ def test_tei_scores_equal_the_local_model(tei_bert: FakeTEI, tei_xlmr: FakeTEI, 
         token = TEI_TOKEN if server is tei_bert else None
         before = len(server.reranked)
         remote = Reranker(server.url, token=token, normalize=normalize, retry=FAST_RETRY)
-        assert isinstance(remote, RemoteReranker)
+        assert isinstance(remote, RemoteReranker) and isinstance(remote, RerankerProtocol)
+        assert isinstance(_local(path), RerankerProtocol)
         got = remote.score(pairs)
         assert got.dtype == np.float32 and got.shape == (40,)
         np.testing.assert_allclose(got, _local(path, normalize).score(pairs), atol=1e-5, rtol=0)
@@ -162,54 +161,3 @@ def test_remote_options_are_checked_before_any_request() -> None:
         Reranker("tei+http://user:secret-pw@127.0.0.1:9")
     r = Reranker("openai+http://127.0.0.1:9/v1?model=BAAI/bge-reranker-v2-m3&normalize=true")
     assert (r.model_id, r.max_length, r.normalize) == ("BAAI/bge-reranker-v2-m3", 1024, True)
-
-
-# -------------------------------------------------------------------------- real Infinity
-
-
-@pytest.fixture(scope="module")
-def infinity_xlmr(xlmr_ce: Path) -> Iterator[infinity.InfinityServer]:
-    """Infinity 0.0.78 (its own virtualenv) serving the tiny XLM-RoBERTa cross-encoder, with an
-    API key; skipped only when the platform cannot install Infinity and
-    BGE_VDB_REQUIRE_INFINITY is not set (CI sets it)."""
-    try:
-        infinity.ensure_venv()
-    except infinity.InfinityUnavailable as exc:
-        if os.environ.get("BGE_VDB_REQUIRE_INFINITY"):
-            raise
-        pytest.skip(f"Infinity cannot be installed on this platform: {exc}")
-    with infinity.running(xlmr_ce, served_names=["tiny-xlmr-reranker"], api_key=INFINITY_KEY) as server:
-        yield server
-
-
-@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "sigmoid"])
-def test_real_infinity_scores_equal_the_local_model(infinity_xlmr: infinity.InfinityServer, xlmr_ce: Path,
-                                                    normalize: bool) -> None:
-    pairs = _pairs(30, seed=8)
-    remote = Reranker(infinity_xlmr.url(), api_key=INFINITY_KEY, normalize=normalize, batch_size=7)
-    np.testing.assert_allclose(remote.score(pairs), _local(xlmr_ce, normalize).score(pairs), atol=1e-5, rtol=0)
-    assert remote.model_id == "tiny-xlmr-reranker"
-    hits = [Hit(id=f"h{i}", score=0.0, text=p, metadata={}) for i, (_, p) in enumerate(pairs[:10])]
-    assert ([h.id for h in remote.rerank("who eats bamboo", hits)]
-            == [h.id for h in _local(xlmr_ce, normalize).rerank("who eats bamboo", hits)])
-
-
-def test_real_infinity_refuses_a_wrong_key_and_an_unknown_model(infinity_xlmr: infinity.InfinityServer) -> None:
-    with pytest.raises(ConfigError, match="HTTP 401") as info:
-        Reranker(infinity_xlmr.url(), api_key="wrong-key-Lm3", retry=FAST_RETRY).score([("q", "p")])
-    assert "wrong-key-Lm3" not in str(info.value)
-    # Infinity serving one model answers /rerank for any name: the client checks /models first.
-    with pytest.raises(ConfigError, match=r"does not serve model 'no-such-model'; it serves 'tiny-xlmr-reranker'"):
-        Reranker(infinity_xlmr.url("no-such-model"), api_key=INFINITY_KEY, retry=FAST_RETRY).score([("q", "p")])
-
-
-def test_real_infinity_serving_an_embedder_is_not_a_reranker(tiny_embedder_dir: Path) -> None:
-    try:
-        infinity.ensure_venv()
-    except infinity.InfinityUnavailable as exc:
-        if os.environ.get("BGE_VDB_REQUIRE_INFINITY"):
-            raise
-        pytest.skip(f"Infinity cannot be installed on this platform: {exc}")
-    with (infinity.running(tiny_embedder_dir, served_names=["tiny-embedder"]) as server,
-          pytest.raises(ConfigError, match=r"serves 'tiny-embedder' for \['embed'\], not for rerank")):
-        Reranker(server.url()).score([("q", "p")])
