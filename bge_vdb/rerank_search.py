@@ -10,42 +10,28 @@ first stage's top ``N`` is never seen).
 Everything about the call is checked before the first stage runs (so a mistake costs neither a
 query embedding nor a database round trip); only a candidate without text, which is known once the
 candidates are there, is refused afterwards, naming its id. Nothing here imports a model: the
-reranker object is the caller's (:class:`bge_vdb.Reranker`, or any object with its ``score`` and
-``rerank`` methods).
+reranker object is the caller's (:class:`bge_vdb.Reranker`, a remote one, or any object with
+their ``score`` and ``rerank`` methods: :class:`bge_vdb.reranker.RerankerProtocol`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from . import filters
 from .errors import InputError
 from .types import Hit
 
 if TYPE_CHECKING:
+    # The one reranker protocol, for typing only: bge_vdb.reranker imports the model machinery.
+    from .reranker import RerankerProtocol
     from .store import Collection
 
 #: Candidates fetched for reranking when ``candidates=`` is not given: 50, or ``k`` when larger.
 #: The issue's own example reranks 50, a common choice in RAG stacks: fewer often leaves the right
 #: passage out of the reranker's sight, more costs one more cross-encoder pass per candidate.
 DEFAULT_CANDIDATES = 50
-
-
-@runtime_checkable
-class RerankerProtocol(Protocol):
-    """What search and the integrations need from a reranker (:class:`bge_vdb.Reranker` has it).
-
-    ``score(pairs)`` returns one float per ``(query, passage)`` pair, in input order;
-    ``rerank(query, hits, k)`` returns new hits scored by the reranker, best first, at most ``k``,
-    ties in input order.
-    """
-
-    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
-
-    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]: ...
 
 
 def check_reranker(reranker: Any) -> RerankerProtocol:

@@ -16,7 +16,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -39,7 +39,6 @@ from .errors import (
     WriteError,
 )
 from .lexical import LexicalQuery, LexicalSpec
-from .rerank_search import RerankerProtocol
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from .types import (
     CollectionSpec,
@@ -51,6 +50,9 @@ from .types import (
     UpsertResult,
     fingerprint_digest,
 )
+
+if TYPE_CHECKING:
+    from .reranker import RerankerProtocol
 
 log = logging.getLogger("bge_vdb")
 
