@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from .cli_args import add_precision, filter_arg, positive_int, print_json, progress_bar
 from .cli_models import ADDERS as MODEL_COMMANDS
@@ -32,6 +33,7 @@ from .errors import (
     JobInterrupted,
     ModelError,
 )
+from .rerank_search import DEFAULT_CANDIDATES
 from .types import EmbedderProtocol
 
 #: Errors of configuration, not of the job: exit status 2 (the parser's own status for bad usage).
@@ -206,13 +208,33 @@ def _add_search(sub: Any) -> None:
     p.add_argument("--model", help="embedder (default: the model recorded in the collection)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
     add_precision(p)
+    p.add_argument("--rerank", metavar="MODEL", help="rerank with this cross-encoder (reranker preset "
+                   "id, local directory, or a server's tei+/openai+ URL): the search fetches --candidates "
+                   "hits, the reranker scores them with the query and the best -k are shown")
+    p.add_argument("--candidates", type=positive_int, metavar="N",
+                   help=f"with --rerank: first-stage hits to rerank (max(k, {DEFAULT_CANDIDATES}))")
+    p.add_argument("--rerank-backend", choices=("auto", "onnx", "torch"),
+                   help="with --rerank: the reranker's backend (auto)")
+    p.add_argument("--rerank-precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="with --rerank: auto is bf16 autocast on CPUs that have it (torch); fp16 is for GPUs")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
 
     def run(args: argparse.Namespace) -> int:
+        from .rerank_search import candidate_count
         from .store import check_text, connect
 
         where = filter_arg(args.where, "--where")
         check_text(args.query, "QUERY")
+        reranker = None
+        if args.rerank is None:
+            if (args.candidates, args.rerank_backend, args.rerank_precision) != (None, None, None):
+                raise InputError("--candidates, --rerank-backend and --rerank-precision go with --rerank MODEL")
+        else:
+            try:
+                candidate_count(args.candidates, args.k)
+            except InputError as exc:
+                raise InputError(f"--candidates: {exc}") from None
+            reranker = _open_reranker(args.rerank, args.rerank_backend or "auto", args.rerank_precision or "auto")
         with connect(args.url, must_exist=True) as store:
             spec = store.describe_collection(args.collection)
             if spec is None:
@@ -225,17 +247,65 @@ def _add_search(sub: Any) -> None:
                 embedder = _open_embedder(model, args.backend, args.precision)
             col = _open_for_search(store, args.collection, embedder)
             hits = col.search(args.query, k=args.k, where=where, mode=args.mode, alpha=args.alpha,
-                              fusion=args.fusion)
+                              fusion=args.fusion, rerank=reranker, candidates=args.candidates)
+        named = {} if reranker is None else {"reranker": _reranker_name(reranker)}
         if args.json:
-            print_json([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)}
-                              for h in hits])
+            print_json([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata), **named}
+                        for h in hits])
             return 0
+        if reranker is not None:
+            print(f"reranked by {named['reranker']} (scores are its own; the best {args.k} of up to "
+                  f"{candidate_count(args.candidates, args.k)} {args.mode} candidates)")
         for rank, h in enumerate(hits, start=1):
             snippet = " ".join((h.text or "").split())[:90]
             print(f"{rank:>3}. {h.score:.4f}  {h.id}  {snippet}")
         return 0
 
     p.set_defaults(func=run)
+
+
+def _open_reranker(model: str, backend: str, precision: str) -> Any:
+    """A Reranker whose options are checked and whose model is found (its config read); its
+    weights load on first use, after the store and collection were opened and searched. A URL
+    is never echoed whole: credentials in a server URL are refused without showing them, and
+    errors show the URL without its query or user part."""
+    from pathlib import Path
+
+    from .remote.options import is_remote_url, parse_remote_url
+    from .reranker import Reranker
+
+    if is_remote_url(model):
+        parse_remote_url(model)
+    try:
+        reranker = Reranker(model, backend=backend, precision=precision)
+        if isinstance(reranker, Reranker):  # a local model: find it and read its config (no weights)
+            reranker.layout  # noqa: B018
+    except (ModelError, ConfigError) as exc:
+        message = str(exc)
+        if "://" in model:
+            for form in (model, str(Path(model))):
+                message = message.replace(form, _url_display(model))
+        raise type(exc)(f"--rerank: {message}") from None
+    return reranker
+
+
+def _reranker_name(reranker: Any) -> str:
+    """What the output calls the reranker: its model id, and for a server its URL as
+    _url_display shows it."""
+    name = str(getattr(reranker, "model_id", None) or type(reranker).__name__)
+    name = _url_display(name) if "://" in name else name
+    url = getattr(reranker, "url", None)
+    return f"{name} ({_url_display(url)})" if isinstance(url, str) else name
+
+
+def _url_display(url: str) -> str:
+    """A URL's scheme, host, port and path: its query and user part may hold a secret."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def _open_for_search(store: Any, name: str, embedder: EmbedderProtocol | None) -> Any:

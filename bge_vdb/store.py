@@ -16,12 +16,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from . import filters, lexical
+from . import filters, lexical, rerank_search
 from .errors import (
     CollectionNotFound,
     ConfigError,
@@ -50,6 +50,9 @@ from .types import (
     UpsertResult,
     fingerprint_digest,
 )
+
+if TYPE_CHECKING:
+    from .reranker import RerankerProtocol
 
 log = logging.getLogger("bge_vdb")
 
@@ -602,6 +605,8 @@ class Collection:
         mode: str = "dense",
         alpha: float | None = None,
         fusion: str = "rrf",
+        rerank: RerankerProtocol | None = None,
+        candidates: int | None = None,
     ) -> list[Hit]:
         """Top ``k`` hits for a text (embedded with the query instruction) or a vector.
 
@@ -611,9 +616,18 @@ class Collection:
         (min-max normalised scores), ``alpha`` the weight of the dense side (default 0.5). The
         definitions are in :mod:`bge_vdb.lexical` and hold on every connector. Scores are
         higher-is-better: cosine similarity, BM25, or the fused score.
+
+        ``rerank=`` (a :class:`bge_vdb.Reranker`) reranks: the search above fetches the top
+        ``candidates`` (default ``max(50, k)``) of a text query, the cross-encoder scores each
+        candidate's text with the query, and the best ``k`` come back scored by it (see
+        :mod:`bge_vdb.rerank_search`).
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a positive int, got {k!r}")
+        if rerank is not None or candidates is not None:
+            return rerank_search.search_reranked(
+                self, query, k, rerank=rerank, candidates=candidates, where=where,
+                with_vectors=with_vectors, mode=mode, alpha=alpha, fusion=fusion)
         if mode != "dense":
             return self._search_lexical(query, k, mode, where, alpha, fusion, with_vectors)
         if alpha is not None or fusion != "rrf":

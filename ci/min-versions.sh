@@ -61,6 +61,8 @@ PY
 #     mkdocstrings-python                          the strict documentation build (below), as in .ci/run
 #   langchain-core, pytest-asyncio, langchain-tests tests/integrations/test_langchain_store.py, test_langchain_standard.py
 #   langchain-weaviate                             tests/fidelity/test_langchain_weaviate.py
+#   langchain-classic                              tests/rerank_use/test_integrations.py (its
+#                                                  ContextualCompressionRetriever around our compressor)
 #   llama-index-core                               tests/integrations/test_llamaindex.py
 #   pyarrow                                        tests/sync/test_readers.py (Parquet)
 #   tqdm                                           tests/sync/test_cli.py (the CLI's progress)
@@ -91,6 +93,8 @@ PY
     tests/connectors/test_pgvector_faults.py::test_a_users_pool \
     tests/integrations/test_langchain_store.py tests/integrations/test_langchain_standard.py \
     tests/integrations/test_llamaindex.py tests/fidelity/test_langchain_weaviate.py \
+    "tests/rerank_use/test_integrations.py::test_compression_retriever_on_engines[qdrant-local]" \
+    tests/rerank_use/test_integrations.py::test_async_compression_matches_sync \
     tests/sync/test_readers.py tests/sync/test_cli.py \
     tests/distributed/test_sync_dataset.py::test_jsonl_source_bad_lines_and_mirror_deletes_nothing \
     tests/distributed/test_sync_dataset.py::test_parquet_rows_are_the_documents_read_parquet_reads \

@@ -1,7 +1,8 @@
 """LangChain and LlamaIndex integrations.
 
 The classes live in :mod:`bge_vdb.integrations.langchain` (extra ``langchain``) and
-:mod:`bge_vdb.integrations.llamaindex` (extra ``llamaindex``). Importing this package imports
+:mod:`bge_vdb.integrations.llamaindex` (extra ``llamaindex``); their rerankers beside them, in
+``langchain_rerank`` and ``llamaindex_rerank``. Importing this package imports
 neither framework; the first access to a class imports its module, and a missing framework
 raises :class:`~bge_vdb.errors.MissingExtra` naming the ``pip install`` to run.
 """
@@ -23,13 +24,18 @@ _LAZY = {
     "BGEVectorStore": "bge_vdb.integrations.langchain",
     "BGEEmbedding": "bge_vdb.integrations.llamaindex",
     "BGELlamaVectorStore": "bge_vdb.integrations.llamaindex",
+    "BGERerankCompressor": "bge_vdb.integrations.langchain_rerank",
+    "BGERerankPostprocessor": "bge_vdb.integrations.llamaindex_rerank",
 }
 
-__all__ = ["BGEEmbedding", "BGEEmbeddings", "BGELlamaVectorStore", "BGEVectorStore"]
+__all__ = ["BGEEmbedding", "BGEEmbeddings", "BGELlamaVectorStore", "BGERerankCompressor",
+           "BGERerankPostprocessor", "BGEVectorStore"]
 
 if TYPE_CHECKING:
     from .langchain import BGEEmbeddings, BGEVectorStore
+    from .langchain_rerank import BGERerankCompressor
     from .llamaindex import BGEEmbedding, BGELlamaVectorStore
+    from .llamaindex_rerank import BGERerankPostprocessor
 
 
 def __getattr__(name: str) -> Any:
