@@ -166,11 +166,10 @@ class Embedder:
             if self._preset is None:
                 raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
         self.query_instruction_given = query_instruction is not None
-        if self._preset is None and not local.exists():
-            from .hub import _looks_like_path
+        if self._preset is None:
+            from .hub import check_model_path
 
-            if _looks_like_path(model):  # fail at construction, not at the first embed
-                raise ModelError(f"model directory {str(local)!r} does not exist")
+            check_model_path(model)  # fail at construction, not at the first embed
         self._layout: ModelLayout | None = None
         self._fingerprint: dict[str, Any] | None = None
         self._backend: Backend | None = None

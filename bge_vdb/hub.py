@@ -58,6 +58,25 @@ def _looks_like_path(model: str) -> bool:
     )
 
 
+def check_model_path(model: str) -> None:
+    """Refuse, before anything loads, a model argument that is a path to nothing or a URL.
+
+    A URL is named by its scheme and host only: credentials or a token in it would otherwise
+    end up in logs and tracebacks.
+    """
+    scheme, sep, rest = model.partition("://")
+    if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):  # RFC 3986's scheme
+        host = rest.split("/", 1)[0].rpartition("@")[2].split("?", 1)[0]
+        raise ModelError(
+            f"model {scheme}://{host}/... is a URL bge-vdb does not serve models from: a local model "
+            f"is a directory or a Hugging Face id, a served one a tei+http(s):// or "
+            f"openai+http(s)://.../v1?model=NAME URL"
+        )
+    local = Path(model).expanduser()
+    if not local.exists() and _looks_like_path(model):
+        raise ModelError(f"model directory {str(local)!r} does not exist")
+
+
 def resolve(model: str) -> ResolvedModel:
     """Find ``model`` on disk, downloading it only when the Hub is allowed and reachable."""
     if not isinstance(model, str) and not isinstance(model, os.PathLike):
@@ -69,8 +88,7 @@ def resolve(model: str) -> ResolvedModel:
         return ResolvedModel(str(path), path, None, _revision_of(path))
     if local.exists():
         raise ModelError(f"{model!r} is a file; pass the model's directory (with config.json)")
-    if _looks_like_path(model):
-        raise ModelError(f"model directory {str(local)!r} does not exist")
+    check_model_path(model)
 
     preset = get_preset(model)
     name = preset.id if preset else model

@@ -205,11 +205,10 @@ class Reranker:
         self._max_length_arg = max_length
         local = Path(model).expanduser()
         self._preset = None if local.exists() else get_reranker_preset(model)
-        if self._preset is None and not local.exists():
-            from .hub import _looks_like_path
+        if self._preset is None:
+            from .hub import check_model_path
 
-            if _looks_like_path(model):
-                raise ModelError(f"model directory {str(local)!r} does not exist")
+            check_model_path(model)
         self._layout: RerankerLayout | None = None
         self._backend: CrossEncoderBackend | None = None
         self._load_lock = threading.Lock()

@@ -52,7 +52,11 @@ class Record:
 
 @dataclass(frozen=True, eq=False)
 class Hit:
-    """One search result. ``score`` is cosine similarity (higher is better) on every connector."""
+    """One search result; ``score`` is higher-is-better on every connector.
+
+    It is what the search ranked by: cosine similarity (``mode="dense"``), BM25 (``"lexical"``),
+    the fused score (``"hybrid"``), or the cross-encoder's score after ``rerank=``.
+    """
 
     id: str
     score: float

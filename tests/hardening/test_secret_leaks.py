@@ -284,3 +284,20 @@ def test_the_watcher_catches_a_planted_leak(monkeypatch: pytest.MonkeyPatch) -> 
         assert len(watcher.leaks()) >= 3
         code, _ = run_cli(watcher, "info", f"milvus://./{SECRETS['MILVUS_TOKEN']}.db")
         assert code != 0 and any(SECRETS["MILVUS_TOKEN"] in leak for leak in watcher.leaks())
+
+
+@pytest.mark.parametrize("kind", ["Embedder", "Reranker"])
+@pytest.mark.parametrize("url", [
+    "https://user:{secret}@models.example/bge", "http://models.example/bge?token={secret}",
+    "s3://{secret}@bucket/model",
+])
+def test_a_model_url_with_credentials_is_refused_without_echoing_them(kind: str, url: str) -> None:
+    """A plain URL is not a model bge-vdb can load; the error names its scheme and host only."""
+    import bge_vdb
+
+    secret = "s3cr3t-model-token"
+    with pytest.raises(BgeVdbError) as raised:
+        getattr(bge_vdb, kind)(url.format(secret=secret))
+    shown = "".join(traceback.format_exception(raised.value))
+    assert secret not in shown
+    assert "is a URL" in str(raised.value)
