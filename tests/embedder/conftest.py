@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cross_encoders import save_bert_tokenizer
+
 WORDS = [
     "the", "a", "an", "of", "to", "in", "and", "is", "was", "for", "on", "with", "as", "by", "at",
     "from", "it", "this", "that", "be", "are", "or", "not", "vector", "database", "search",
@@ -33,19 +35,14 @@ PUNCT = list(".,:;!?'\"()-")
 def _build_tiny(root: Path, *, hidden: int = 32, layout: str = "bge", max_positions: int = 128,
                 seed: int = 0, st_max_seq_length: int | None = None) -> Path:
     import torch
-    import transformers
     from transformers import BertConfig, BertModel
-
-    # transformers 5 made BertTokenizer the fast one; 4.x needs BertTokenizerFast for tokenizer.json.
-    tokenizer_cls = getattr(transformers, "BertTokenizerFast", None) or transformers.BertTokenizer
 
     root.mkdir(parents=True, exist_ok=True)
     # dict.fromkeys: no duplicates ("文" is in CHINESE twice). tokenizers 0.20 (the one
     # transformers 4.4x pins) prints a "vocabulary ... contains holes" notice on stdout for them.
     vocab = list(dict.fromkeys(SPECIALS + PUNCT + WORDS + PIECES + CHINESE + [str(d) for d in range(10)]))
     (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = tokenizer_cls(vocab_file=str(root / "vocab.txt"), do_lower_case=True)
-    tokenizer.save_pretrained(str(root))
+    save_bert_tokenizer(root)  # a real vocabulary: not every word [UNK]
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=2 * hidden,

@@ -85,20 +85,25 @@ def build_cross_encoder(root: Path, *, layout: Layout = "bert", seed: int = 0, h
 
 
 def _bert_tokenizer(root: Path) -> int:
-    import transformers
-
-    # transformers 5 made BertTokenizer the fast one; 4.x needs BertTokenizerFast for tokenizer.json.
-    tokenizer_cls = getattr(transformers, "BertTokenizerFast", None) or transformers.BertTokenizer
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = list(dict.fromkeys(specials + PUNCT + WORDS + ["##" + p for p in PIECES] + CHINESE
                                + [str(d) for d in range(10)]))
     (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    save_bert_tokenizer(root)
+    return len(vocab)
+
+
+def save_bert_tokenizer(root: Path) -> None:
+    """Save a WordPiece tokenizer over ``root/vocab.txt`` into ``root`` (any transformers)."""
+    import transformers
+
+    # transformers 5 made BertTokenizer the fast one; 4.x needs BertTokenizerFast for tokenizer.json.
+    tokenizer_cls = getattr(transformers, "BertTokenizerFast", None) or transformers.BertTokenizer
     # transformers 5 names the vocabulary argument ``vocab`` (``vocab_file`` is silently ignored
     # there: every token would be [UNK]); 4.x names it ``vocab_file``.
     arg = "vocab" if "vocab" in inspect.signature(tokenizer_cls.__init__).parameters else "vocab_file"
     tokenizer = tokenizer_cls(**{arg: str(root / "vocab.txt")}, do_lower_case=True)
     tokenizer.save_pretrained(str(root))
-    return len(vocab)
 
 
 def _xlmr_tokenizer(root: Path, max_positions: int) -> int:
