@@ -9,6 +9,7 @@ tests/hybrid/test_sync_migrate_property.py; here are the things particular to Po
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ import pytest
 
 from bge_vdb.connectors import pgvector_lexical as lex
 from bge_vdb.connectors.memory import MemoryStore
+from bge_vdb.connectors.pgvector import PgVectorStore
 from bge_vdb.lexical import LexicalSpec
 from bge_vdb.store import VectorStore
 from bge_vdb.types import Document
 from tests.conformance.suite import same_ranking
 from tests.support.fake_embedder import HashEmbedder
+from tests.support.pg_server import fresh_database
 from tests.support.stores import STORE_FACTORIES
 
 SPEC = LexicalSpec(avg_len=7.31)
@@ -108,3 +111,38 @@ def test_dense_and_hybrid_collections_share_one_catalogue(store: VectorStore) ->
     store.drop("hyb")
     store.collection("hyb", embedder=HashEmbedder(8))  # the name again, dense-only this time
     assert store.describe_collection("hyb").lexical is None  # type: ignore[union-attr]
+
+
+def test_concurrent_writers_leave_the_statistics_right() -> None:
+    """Four stores (four connections) write, overwrite and delete records of one hybrid
+    collection at once; afterwards lexical search equals the reference built from the final
+    records. Kept statistics updated by each writer (Pinecone's way) could lose updates here."""
+    words = ["apple", "river", "kernel", "向量", "检索", "数据库", "gpu", "cache"]
+
+    def text(w: int, i: int, v: int) -> str:
+        return " ".join(words[(w + i * j + v) % len(words)] for j in range(2 + (i + v + w) % 7))
+
+    with fresh_database() as url:
+        setup = PgVectorStore.from_url(url)
+        setup.collection("hyb", embedder=HashEmbedder(8), hybrid=SPEC)
+        stores = [PgVectorStore.from_url(url) for _ in range(4)]
+        try:
+            def work(w: int) -> None:
+                col = stores[w].collection("hyb", embedder=HashEmbedder(8), hybrid=SPEC)
+                for v in range(3):  # versions: every record rewritten, some deleted
+                    col.upsert([Document(f"w{w}-{i}", text(w, i, v)) for i in range(12)])
+                    col.delete([f"w{w}-{i}" for i in range(v, 12, 4)])
+
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(work, range(4)))
+            col = setup.collection("hyb", embedder=HashEmbedder(8))
+            final = [r for page in col.scroll(with_vectors=True) for r in page]
+            assert len(final) == 4 * 9
+            ref = MemoryStore().collection("hyb", embedder=HashEmbedder(8), hybrid=SPEC)
+            ref.upsert(final)
+            for q in ["apple", "river 检索", "向量数据库 gpu", "cache kernel apple"]:
+                want = ref.search(q, k=10, mode="lexical")
+                same_ranking(col.search(q, k=10, mode="lexical"), want, tol=1e-4 * max(1.0, want[0].score))
+        finally:
+            for s in [setup, *stores]:
+                s.close()
