@@ -19,7 +19,8 @@ index again) by inner product (``<#>``): a scan of those rows, not an approximat
 needs journaled statistics because it has no transactions and no way to count; here the counts
 are read from the rows themselves at query time, so nothing can drift: incremental syncs,
 overwrites, deletes by id or by filter, concurrent writers, a write that failed half-way (rolled
-back) and tables edited with plain SQL all leave N and the frequencies right by construction. The
+back) and rows deleted with plain SQL all leave N and the frequencies right by construction (a
+text changed with plain SQL keeps its old ``bm25`` columns: write through bge-vdb). The
 price is a GIN-served count per query term (each proportional to that term's frequency) on every
 lexical search, and GIN upkeep on writes; stopwords are dropped, so the commonest words cost nothing.
 
