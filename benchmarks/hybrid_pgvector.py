@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--stores", default="pgvector,qdrant", help="pgvector, qdrant or both (Qdrant local is slow)")
     args = parser.parse_args()
     recs = records(args.n, args.dim)
     queries = wiki_queries(args.queries)
@@ -72,17 +73,21 @@ def main() -> None:
     out: dict[str, Any] = {"n": args.n, "dim": args.dim, "queries": len(queries)}
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)  # as root the embedded PostgreSQL runs as another user, who must enter it
-        for label, url in (("pgvector", f"pgvector://{Path(tmp) / 'pg'}"), ("qdrant", f"qdrant://{Path(tmp) / 'q'}")):
-            with connect(url) as store:
+        urls = {"pgvector": f"pgvector://{Path(tmp) / 'pg'}", "qdrant": f"qdrant://{Path(tmp) / 'q'}"}
+        for label in args.stores.split(","):
+            with connect(urls[label]) as store:
                 if label == "pgvector":
                     dense = store.collection("dense", dim=args.dim)
                     out["pgvector dense writes/s"] = round(load(dense, recs, args.batch))
+                    print(f"pgvector dense writes/s {out['pgvector dense writes/s']}", flush=True)
                 col = store.collection("hyb", dim=args.dim, hybrid=True)
                 out[f"{label} hybrid writes/s"] = round(load(col, recs, args.batch))
+                print(f"{label} hybrid writes/s {out[f'{label} hybrid writes/s']}", flush=True)
                 for mode in ("dense", "lexical", "hybrid"):
                     for where in (None, {"even": True}):
                         key = f"{label} {mode}{' filtered' if where else ''} ms"
                         out[key] = round(latency(col, queries, qvecs, mode, where), 2)
+                        print(f"{key} {out[key]}", flush=True)
     print(json.dumps(out, indent=2))
 
 
