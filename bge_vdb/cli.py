@@ -344,7 +344,9 @@ def _add_info(sub: Any) -> None:
                     raise ConfigError(f"collection {name!r} does not exist in {args.url}")
                 rows.append({"collection": name, "count": store.count(name), "dim": spec.dim,
                              "metric": spec.distance.value,
-                             "fingerprint": dict(spec.fingerprint) if spec.fingerprint else None})
+                             "fingerprint": dict(spec.fingerprint) if spec.fingerprint else None,
+                             "hybrid": spec.lexical is not None,
+                             "lexical": spec.lexical.to_dict() if spec.lexical is not None else None})
         if args.json:
             print_json(rows if not args.collection else rows[0])
             return 0
@@ -352,7 +354,12 @@ def _add_info(sub: Any) -> None:
             print("no collections")
         for r in rows:
             fp = r["fingerprint"] or {}
-            print(f"{r['collection']}: {r['count']} records, {r['dim']}-d, {r['metric']}")
+            lex = r["lexical"]
+            kind = "hybrid (dense + BM25)" if lex else "dense-only"
+            print(f"{r['collection']}: {r['count']} records, {r['dim']}-d, {r['metric']}, {kind}")
+            if lex:
+                print(f"  {'lexical':18} analyzer {lex['analyzer']} v{lex['version']}, k1 {lex['k1']:g}, "
+                      f"b {lex['b']:g}, avg_len {lex['avg_len']:g}")
             for key in ("model", "revision", "weights_sha256", "pooling", "normalize", "max_length",
                         "query_instruction"):
                 if key in fp:

@@ -142,6 +142,13 @@ class VectorStore(ABC):
     #: :meth:`lexical_query` on them; a connector may still refuse one server version.
     supports_lexical: ClassVar[bool] = False
 
+    def hybrid_refusal(self) -> str | None:
+        """Why this store cannot hold hybrid collections, naming what it lacks (None when it can).
+        From ``supports_lexical``; a connector that refuses some server versions overrides it."""
+        if self.supports_lexical:
+            return None
+        return f"{type(self).__name__} has no lexical search in bge-vdb"
+
     def lexical_query(
         self, name: str, query: LexicalQuery, k: int, where: filters.Node | None, with_vectors: bool
     ) -> list[Hit]:
@@ -212,9 +219,9 @@ class VectorStore(ABC):
         if not isinstance(name, str) or not name:
             raise InputError(f"a collection name must be a non-empty string, got {name!r}")
         wanted = lexical.as_spec(hybrid)
-        if wanted is not None and not self.supports_lexical:
-            raise NotHybrid(f"{self!r} cannot hold hybrid collections: {type(self).__name__} has no "
-                            f"lexical search in bge-vdb")
+        refusal = self.hybrid_refusal() if wanted is not None else None
+        if refusal is not None:
+            raise NotHybrid(f"{self!r} cannot hold hybrid collections: {refusal}")
         if embedder is not None:
             if dim is not None and dim != embedder.dim:
                 raise DimensionMismatch(f"dim={dim} was given but the embedder makes {embedder.dim}-d vectors")
@@ -662,11 +669,12 @@ class Collection:
         weight = lexical.check_fusion(alpha, fusion)
         spec = self.spec.lexical
         if spec is None:
-            raise NotHybrid(
-                f"collection {self.name!r} is dense-only (created without hybrid=True), so "
-                f"mode={mode!r} cannot run on it; create a collection with "
-                f"store.collection(name, embedder=..., hybrid=True) and sync or migrate into it"
-            )
+            refusal = self.store.hybrid_refusal()
+            fix = (f"and {self.store!r} cannot hold a hybrid one: {refusal}" if refusal else
+                   "create a collection with store.collection(name, embedder=..., hybrid=True) and "
+                   "sync or migrate into it")
+            raise NotHybrid(f"collection {self.name!r} is dense-only (created without hybrid=True), so "
+                            f"mode={mode!r} cannot run on it; {fix}")
         if not isinstance(query, str):
             raise InputError(f"mode={mode!r} needs a text query, got {type(query).__name__}")
         check_text(query, "query")

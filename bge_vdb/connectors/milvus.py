@@ -308,6 +308,13 @@ class MilvusStore(VectorStore):
             self._server = info
         return self._server
 
+    def hybrid_refusal(self) -> str | None:
+        server = self.server()
+        if server.bm25:
+            return None
+        return (f"the Milvus server at {self._location} is version {server.reported}: it has no BM25 "
+                f"function (use Milvus 2.5 or newer, or Milvus Lite)")
+
     @classmethod
     def check_url(cls, url: str, *, must_exist: bool = False) -> None:
         parts = urlsplit(url)
@@ -386,9 +393,7 @@ class MilvusStore(VectorStore):
         up on) completes the collection instead of leaving it without an index."""
         server = self.server()
         if spec.lexical is not None and not server.bm25:
-            raise NotHybrid(f"the Milvus server at {self._location} is version {server.reported}: it has "
-                            f"no BM25 function (Milvus 2.5 or newer, or Milvus Lite, has), so it cannot "
-                            f"hold a hybrid collection")
+            raise NotHybrid(f"{self.hybrid_refusal()}, so it cannot hold a hybrid collection")
         what = f"create collection {spec.name!r}"
         if not self._do("has_collection", "has_collection", spec.name):
             schema = new_schema(spec.dim, nullable=server.nullable_fields, hybrid=spec.lexical is not None)

@@ -19,6 +19,7 @@ still come back short, the query is answered exactly instead. Filters are transl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,10 +35,13 @@ from ..errors import (
     ConnectorError,
     FailedRecord,
     InputError,
+    NotHybrid,
 )
+from ..lexical import LexicalSpec
 from ..retry import RetryPolicy, call_with_retry
 from ..store import Cursor, VectorStore, refuse_unknown
 from ..types import CollectionSpec, Hit, Record
+from . import pgvector_lexical as lex
 from . import pgvector_sql as q
 from .pgvector_client import KEYWORD_OPTIONS, PgClient, map_errors, parse_url
 from .pgvector_embedded import EmbeddedServer, check_directory
@@ -49,11 +53,12 @@ _LOCK_KEY = 0x6267_6576_6462  # pg_advisory_xact_lock key serialising our DDL ("
 _INDEXES = (None, "hnsw")
 
 
-class PgVectorStore(VectorStore):
+class PgVectorStore(lex.PgVectorHybrid, VectorStore):
     """PostgreSQL with pgvector. Build it with :meth:`from_url`, or around a psycopg connection,
     a connection pool or a libpq connection string: ``PgVectorStore(conn)``."""
 
     scheme: ClassVar[str] = "postgresql"
+    supports_lexical: ClassVar[bool] = True  # with pgvector >= 0.7 (sparsevec), see pgvector_lexical
     max_batch_count: ClassVar[int] = 500
     max_batch_bytes: ClassVar[int] = 16 * 1024 * 1024
 
@@ -76,6 +81,7 @@ class PgVectorStore(VectorStore):
         self._secret = secret
         self._layouts: dict[str, q.Layout] = {}
         self._vector_oid: int | None = None
+        self._sparse_oid: int | None = None
         #: How many HNSW searches came back short and were answered exactly instead.
         self.exact_fallbacks = 0
         if retry_policy is not None:
@@ -128,6 +134,7 @@ class PgVectorStore(VectorStore):
         """Tables (or the extension) changed under us: read layouts and the type oid again."""
         self._layouts.clear()
         self._vector_oid = None
+        self._sparse_oid = None
 
     def _read(self, action: str, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
         with self._map_errors(action):
@@ -155,9 +162,14 @@ class PgVectorStore(VectorStore):
             return None
         indexes = cur.execute(q.INDEXES_SQL, (self._schema, name)).fetchall()
         try:
-            return q.read_layout(self._table(name), name, columns, indexes)
+            layout = q.read_layout(self._table(name), name, columns, indexes)
         except q.LayoutError as exc:
             raise CollectionError(str(exc)) from None
+        if layout.has_bm25:  # hybrid when the catalogue also records its lexical settings
+            recorded = q.catalogue_row(cur, self._schema, CATALOGUE, name).get("lexical")
+            if recorded:
+                layout = replace(layout, lexical=LexicalSpec.from_dict(recorded))
+        return layout
 
     def _layout(self, cur: psycopg.Cursor[Any], name: str) -> q.Layout:
         layout = self._layouts.get(name)
@@ -200,17 +212,15 @@ class PgVectorStore(VectorStore):
             if layout is None:
                 return None
             self._layouts[name] = layout
-            fingerprint = None
-            if q.catalogue_exists(cur, self._schema, CATALOGUE):
-                row = cur.execute(sql.SQL("SELECT fingerprint FROM {} WHERE name = %s").format(
-                    q.ident(self._schema, CATALOGUE)), (name,)).fetchone()
-                fingerprint = row[0] if row else None
-            return CollectionSpec(name, layout.dim, layout.distance, fingerprint or None)
+            fingerprint = q.catalogue_row(cur, self._schema, CATALOGUE, name).get("fingerprint")
+            return CollectionSpec(name, layout.dim, layout.distance, fingerprint or None, layout.lexical)
 
         return self._read(f"describing collection {name!r}", run)  # type: ignore[no-any-return]
 
     def create_collection(self, spec: CollectionSpec) -> None:
         self._check_name(spec.name)
+        if spec.lexical is not None and (why := self.hybrid_refusal()):
+            raise NotHybrid(f"{why}, so it cannot hold a hybrid collection")
         catalogue = q.ident(self._schema, CATALOGUE)
         table = self._table(spec.name)
         index = {"method": "hnsw", "m": self._m, "ef_construction": self._ef_construction} if self._index else None
@@ -228,12 +238,19 @@ class PgVectorStore(VectorStore):
                     table, sql.Literal(spec.dim)), {})
             if index:
                 q.add_hnsw(cur, table, "embedding", self._m, self._ef_construction)
+            if spec.lexical is not None:
+                for statement in lex.columns_sql(table):
+                    cur.execute(statement, {})
             cur.execute(sql.SQL(
                 "INSERT INTO {} (name, dim, distance, fingerprint, index) VALUES (%s, %s, 'cosine', %s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET dim = EXCLUDED.dim, distance = EXCLUDED.distance, "
                 "fingerprint = EXCLUDED.fingerprint, index = EXCLUDED.index, created_at = now()").format(catalogue),
                 (spec.name, spec.dim, Jsonb(dict(spec.fingerprint)) if spec.fingerprint else None,
                  Jsonb(index) if index else None))
+            if spec.lexical is not None:
+                cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS lexical jsonb").format(catalogue), {})
+                cur.execute(sql.SQL("UPDATE {} SET lexical = %s WHERE name = %s").format(catalogue),
+                            (Jsonb(spec.lexical.to_dict()), spec.name))
 
         self._layouts.pop(spec.name, None)
         self._write(f"creating collection {spec.name!r}", run)
@@ -292,10 +309,12 @@ class PgVectorStore(VectorStore):
         def run(cur: psycopg.Cursor[Any]) -> list[FailedRecord]:
             layout = self._layout(cur, name)
             self._vectors(cur)
+            sparse_oid = self._sparse(cur) if layout.lexical else 0
             refused: list[FailedRecord] = []
             rows = []
             for r in sorted(records, key=lambda r: r.id):  # one lock order: concurrent writers cannot deadlock
-                reason = layout.refusal(r)
+                terms = lex.record_terms(r, layout.lexical) if layout.lexical else None
+                reason = layout.refusal(r) or (lex.too_many_terms(terms[0]) if terms else None)
                 if reason:
                     refused.append(FailedRecord(r.id, reason))
                     continue
@@ -303,11 +322,13 @@ class PgVectorStore(VectorStore):
                 row += [r.text] if layout.text_col else []
                 row += [q.to_json(dict(r.metadata))] if layout.meta_col else []
                 row += [r.content_hash] if layout.hash_col else []
+                if terms is not None:
+                    row += [lex.SparseWeights(terms[0]) if terms[0] else None, terms[1]]
                 rows.append(row)
             if rows:
                 if layout.id_is_text:
                     assert self._vector_oid is not None  # set by self._vectors(cur)
-                    q.copy_rows(cur, layout, rows, self._vector_oid)
+                    q.copy_rows(cur, layout, rows, self._vector_oid, sparse_oid)
                 else:
                     q.insert_rows(cur, layout, rows)
             return refused

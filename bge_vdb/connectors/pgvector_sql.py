@@ -37,6 +37,7 @@ from psycopg.types.string import StrDumperUnknown
 
 from .. import filters
 from ..errors import InputError
+from ..lexical import LexicalSpec
 from ..types import Distance, Record
 
 # ------------------------------------------------------------------------------ exact JSON
@@ -222,6 +223,8 @@ class Layout:
     hash_col: str | None
     distance: Distance
     hnsw: bool  # an HNSW vector_cosine_ops index: searched through it, with iterative scans
+    has_bm25: bool = False  # the bm25 sparsevec and bm25_terms int4[] columns (pgvector_lexical)
+    lexical: LexicalSpec | None = None  # a hybrid collection: has_bm25 and recorded in the catalogue
 
     def id_text(self) -> sql.Composable:
         """The primary key as text (the record id)."""
@@ -287,6 +290,7 @@ def read_layout(table: sql.Composable, name: str, columns: list[tuple[Any, ...]]
         vector_col=vector_col, dim=dim, text_col=text_col, meta_col=meta_col,
         meta_is_jsonb=meta_col is not None and by_name[meta_col][1] == "jsonb", hash_col=hash_col,
         distance=distance, hnsw=("hnsw", "vector_cosine_ops") in opclasses,
+        has_bm25=by_name.get("bm25", ("", ""))[1] == "sparsevec" and by_name.get("bm25_terms", ("", ""))[1] == "_int4",
     )
 
 
@@ -320,6 +324,16 @@ def catalogue_exists(cur: Any, schema: str, catalogue: str) -> bool:
     return bool(row and row[0])
 
 
+def catalogue_row(cur: Any, schema: str, catalogue: str, name: str) -> dict[str, Any]:
+    """The catalogue's row for ``name`` as a dict ({} when there is none, or no catalogue): read
+    as JSON, so a catalogue made before a column was added reads without it."""
+    if not catalogue_exists(cur, schema, catalogue):
+        return {}
+    row = cur.execute(sql.SQL("SELECT to_jsonb(c) FROM {} c WHERE name = %s").format(ident(schema, catalogue)),
+                      (name,)).fetchone()
+    return dict(row[0]) if row else {}
+
+
 def create_catalogue(cur: Any, schema: str, catalogue: str) -> None:
     cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, dim integer NOT NULL, "
                         "distance text NOT NULL, fingerprint jsonb, index jsonb, "
@@ -333,23 +347,26 @@ def add_hnsw(cur: Any, table: sql.Composable, column: str, m: int, ef_constructi
 
 def _target(layout: Layout) -> tuple[list[sql.Composable], sql.Composable]:
     names = [layout.id_col, layout.vector_col, layout.text_col, layout.meta_col, layout.hash_col]
+    names += ["bm25", "bm25_terms"] if layout.lexical else []
     cols: list[sql.Composable] = [ident(c) for c in names if c]
     update = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
         cols[0], sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in cols[1:]))
     return cols, update
 
 
-def copy_rows(cur: Any, layout: Layout, rows: list[list[Any]], vector_oid: int) -> None:
+def copy_rows(cur: Any, layout: Layout, rows: list[list[Any]], vector_oid: int, sparse_oid: int = 0) -> None:
     """Binary COPY into a temporary table, then one INSERT ... ON CONFLICT DO UPDATE: faster than a
     pipelined executemany of the same rows (benchmarks/pgvector.py writes). The table is made
     and dropped inside the caller's transaction: a rollback or a lost connection leaves nothing.
-    ``rows`` are [id, vector, text?, metadata JSON?, hash?] as the layout has those columns."""
+    ``rows`` are [id, vector, text?, metadata JSON?, hash?, bm25?, bm25_terms?] as the layout has
+    those columns (``sparse_oid``: the sparsevec type's, for a hybrid collection)."""
     cols, update = _target(layout)
     stage = ident("bge_vdb_stage")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{s}; CREATE TEMP TABLE {s} AS SELECT {c} FROM {t} "
                         "WITH NO DATA").format(s=stage, c=sql.SQL(", ").join(cols), t=layout.table), {})
     types = [25, vector_oid] + [25] * bool(layout.text_col)  # 25: text, also for varchar columns
     types += [3802 if layout.meta_is_jsonb else 114] * bool(layout.meta_col) + [25] * bool(layout.hash_col)
+    types += [sparse_oid, 1007] if layout.lexical else []  # 1007: int4[]
     meta_at = 2 + bool(layout.text_col) if layout.meta_col else -1
     with cur.copy(sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(stage)) as copy:
         copy.set_types(types)

