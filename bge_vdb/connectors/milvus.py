@@ -24,6 +24,7 @@ Milvus 2.3 and 2.4 servers have no BM25 function: a hybrid collection there is r
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -379,6 +380,7 @@ class MilvusStore(VectorStore):
                 raise ConnectorError(f"Milvus collection {name!r} records lexical settings but has no "
                                      f"{'terms'!r} and {'bm25'!r} fields")
             lex = lexical.LexicalSpec.from_dict(json.loads(properties[LEXICAL_KEY]))
+            layout = dataclasses.replace(layout, lexical_spec=lex)
         if name not in self._layouts:
             # A persisted collection opened by a new process starts "released": load it once
             # per process (a no-op when another client already loaded it).

@@ -158,6 +158,7 @@ class Layout:
     index_type: str = "FLAT"
     terms: str | None = None  # TERMS_FIELD and SPARSE_FIELD on a hybrid collection
     sparse: str | None = None
+    lexical_spec: lexical.LexicalSpec | None = None  # the collection's analyzer settings, when hybrid
 
     def output_fields(self, with_vectors: bool) -> list[str]:
         names = [self.pk, self.text, self.metadata, self.content_hash, self.nulls]
@@ -257,7 +258,7 @@ def to_row(rec: Record, layout: Layout) -> tuple[dict[str, Any], str | None]:
     elif rec.content_hash is not None:
         return row, "collection has no 'content_hash' field"
     if layout.terms:
-        terms = " ".join(lexical.analyze(rec.text or ""))
+        terms = " ".join(lexical.analyze(rec.text or "", layout.lexical_spec))
         size = len(terms.encode())
         if size > layout.text_max_bytes:
             return row, (f"the text's terms for BM25 take {size} bytes in UTF-8 (Chinese text is cut "
