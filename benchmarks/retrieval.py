@@ -81,9 +81,9 @@ def recall(ranked: list[str], relevant: set[str], k: int = K) -> float:
 # ------------------------------------------------------------------------ other tokenizations
 
 def cjk_unigrams(text: str) -> list[str]:
-    """The standard analyzer with every CJK character a term of its own (no bigrams): each one
-    is spaced out, so the analyzer sees runs of one character."""
-    return lexical.analyze(lexical._CJK.sub(lambda m: f" {m.group()} ", text))
+    """The opt-in ``cjk-unigram`` analyzer: the standard one with every CJK character a term of
+    its own (no bigrams)."""
+    return lexical.analyze(text, lexical.LexicalSpec(analyzer="cjk-unigram"))
 
 
 def cjk_unigrams_and_bigrams(text: str) -> list[str]:
