@@ -33,6 +33,7 @@ from .errors import (
     JobInterrupted,
     ModelError,
 )
+from .lexical import ANALYZERS, LexicalSpec
 from .rerank_search import DEFAULT_CANDIDATES
 from .types import EmbedderProtocol
 
@@ -74,6 +75,9 @@ def _add_sync(sub: Any) -> None:
     add_precision(p)
     p.add_argument("--hybrid", action="store_true",
                    help="create the collection hybrid-capable (BM25 too: search --mode hybrid/lexical)")
+    p.add_argument("--analyzer", choices=ANALYZERS, metavar="NAME",
+                   help="implies --hybrid: the BM25 analyzer of a new collection: standard (Chinese and "
+                   "Japanese as character pairs, the default) or cjk-unigram (one term per character)")
     p.add_argument("--mirror", action="store_true", help="delete records whose document is not in SOURCE")
     p.add_argument("--scope", metavar="JSON", help='limit --mirror deletion, e.g. \'{"source": "wiki"}\'')
     p.add_argument("--dry-run", action="store_true", help="plan only: nothing embedded or written")
@@ -112,7 +116,7 @@ def _add_sync(sub: Any) -> None:
                            metadata_field=args.metadata_field)
         connector_for(args.to).check_url(args.to)
         embedder = _open_embedder(args.model, args.backend, args.precision)
-        with (_sync_target(args.to, args.collection, embedder, args.dry_run, args.hybrid or None) as col,
+        with (_sync_target(args.to, args.collection, embedder, args.dry_run, _hybrid_arg(args)) as col,
               progress_bar(total=count_source(args.source), unit="doc", desc="sync", disable=None) as bar):
             try:
                 report = sync_corpus(col, docs, mirror=args.mirror, scope=scope, dry_run=args.dry_run,
@@ -127,9 +131,16 @@ def _add_sync(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _hybrid_arg(args: argparse.Namespace) -> bool | LexicalSpec | None:
+    """What ``collection(..., hybrid=)`` gets from --hybrid / --analyzer."""
+    if args.analyzer is not None:
+        return LexicalSpec(analyzer=args.analyzer)
+    return args.hybrid or None
+
+
 @contextlib.contextmanager
 def _sync_target(url: str, name: str, embedder: EmbedderProtocol, dry_run: bool,
-                 hybrid: bool | None = None) -> Iterator[Any]:
+                 hybrid: bool | LexicalSpec | None = None) -> Iterator[Any]:
     """The collection to sync into. A dry run creates nothing: it plans against the collection
     when it exists, else against an empty stand-in (everything would be added)."""
     from .connectors.memory import MemoryStore

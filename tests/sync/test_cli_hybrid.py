@@ -47,3 +47,22 @@ def test_hybrid_modes_on_a_dense_collection_say_how_to_fix_it(tmp_path: Path, ca
         code = cli.main(argv)
         err = capsys.readouterr().err
         assert code != 0 and "dense-only" in err and "hybrid=True" in err, (argv, err)
+
+
+def test_sync_analyzer_cjk_unigram_is_stored_and_searched_by(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            fake_model: list[str]) -> None:
+    src, url = tmp_path / "docs.jsonl", f"qdrant://{tmp_path / 'q'}"
+    write_jsonl(src, [{"id": "db", "text": "向量数据库"}, {"id": "other", "text": "文本检索"}])
+    argv = ["sync", str(src), "--to", url, "--collection", "c", "--model", "m/one"]
+    assert run(capsys, *argv, "--analyzer", "cjk-unigram")[0] == 0
+    code, out = run(capsys, "info", url, "c", "--json")
+    assert code == 0 and json.loads(out)["lexical"]["analyzer"] == "cjk-unigram"
+    # One character is a term of its own under this analyzer (the default's terms are pairs).
+    code, out = run(capsys, "search", url, "c", "量", "--mode", "lexical", "--json")
+    assert code == 0 and [h["id"] for h in json.loads(out)] == ["db"]
+    assert run(capsys, *argv, "--analyzer", "cjk-unigram")[0] == 0  # a re-run opens it as it is
+    code = cli.main([*argv, "--analyzer", "standard"])
+    err = capsys.readouterr().err
+    assert code != 0 and "cjk-unigram" in err, err
+    code = cli.main([*argv[:-2], "--model", "m/one", "--analyzer", "bigram"])
+    assert code == 2 and "invalid choice" in capsys.readouterr().err
