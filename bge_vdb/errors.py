@@ -79,7 +79,7 @@ class TextsRefused(InputError):
         self.refused = dict(sorted(refused.items()))
         shown = "; ".join(f"text at position {i}: {why}" for i, why in list(self.refused.items())[:5])
         more = f" (and {len(self.refused) - 5} more)" if len(self.refused) > 5 else ""
-        super().__init__(f"the embedding server refused {len(self.refused)} of {total} text(s): {shown}{more}")
+        super().__init__(f"the server refused {len(self.refused)} of {total} text(s): {shown}{more}")
 
 
 class FilterError(InputError):

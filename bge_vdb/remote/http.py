@@ -176,7 +176,7 @@ class ServerClient:
             return call_with_retry(self._once, method, path, body, where, stop, policy=policy)
         except TransientError as exc:
             raise EmbedderUnavailable(
-                f"the embedding server did not answer {where} after the retries "
+                f"the server did not answer {where} after the retries "
                 f"(policy: up to {self.policy.attempts} tries, {self.policy.max_total:.0f}s): {exc}"
             ) from exc
 
