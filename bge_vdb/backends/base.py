@@ -72,3 +72,10 @@ def default_threads() -> int:
     if env.isdigit() and int(env) > 0:
         return int(env)
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def onnx_feed(batch: TokenBatch, inputs: set[str]) -> dict[str, np.ndarray]:
+    """The batch's arrays an ONNX graph with ``inputs`` takes (an export may lack token_type_ids)."""
+    arrays = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+              "token_type_ids": batch.token_type_ids}
+    return {k: v for k, v in arrays.items() if k in inputs}

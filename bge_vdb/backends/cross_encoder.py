@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, MissingExtra, ModelError
-from .base import TokenBatch, default_threads
+from ..errors import ConfigError, ModelError
+from .base import TokenBatch, default_threads, onnx_feed
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +57,11 @@ class TorchCrossEncoder(CrossEncoderBackend):
 
     def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
                  precision: str = "auto") -> None:
-        try:
-            import torch
-            import transformers  # noqa: F401  (imported here so a missing one names the extra)
-        except ImportError as exc:
-            raise MissingExtra(exc.name or "torch", "torch", "the torch reranker") from exc
-        from .torch import load_model, resolve_precision
+        from .torch import load_model, torch_runtime
 
+        torch, self.device, self.precision, self.threads = torch_runtime(
+            device, threads, precision, "the torch reranker")
         self._torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device={self.device!r} but torch sees no CUDA GPU "
-                              f"(torch {torch.__version__}); use device='cpu'")
-        self.precision = resolve_precision(precision, self.device)
-        if threads is not None and threads < 1:
-            raise ConfigError(f"threads must be >= 1, not {threads}")
-        self.threads = threads if self.device == "cpu" else None
         try:
             model = load_model(path, attn_implementation="sdpa", auto_class=SEQUENCE_CLASSIFICATION)
         except Exception as exc:  # transformers raises OSError/ValueError/...: one clear message
@@ -105,40 +94,21 @@ class OnnxCrossEncoder(CrossEncoderBackend):
 
     def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
                  precision: str = "fp32") -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise MissingExtra("onnxruntime", "onnx", "the ONNX reranker") from exc
-        from .onnx import onnx_model_for
+        from .onnx import check_cpu_options, cpu_session, onnx_model_for
 
-        if device not in (None, "cpu"):
-            raise ConfigError(f"the ONNX backend here runs on CPU only, not device={device!r}")
-        if threads is not None and threads < 1:
-            raise ConfigError(f"threads must be >= 1, not {threads}")
+        check_cpu_options(device, threads, "the ONNX reranker")
         if precision != "fp32":
             raise ConfigError(f"the ONNX reranker runs 'fp32', not {precision!r}")
         self.precision = precision
         self.file = onnx_model_for(path, head="logits")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or default_threads()
-        try:
-            self.session: Any = ort.InferenceSession(str(self.file), options,
-                                                     providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"onnxruntime cannot load {self.file}: {exc}") from exc
+        self.session: Any = cpu_session(self.file, threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if "logits" not in outputs:  # e.g. a directory's own onnx/model.onnx of the bare encoder
             raise ModelError(f"{self.file} has outputs {outputs}, not the 'logits' of a "
                              "sequence-classification (cross-encoder) export")
-        log.info("onnx reranker: %s, %d threads", self.file, options.intra_op_num_threads)
+        log.info("onnx reranker: %s, %d threads", self.file, threads or default_threads())
 
     def logits(self, batch: TokenBatch) -> np.ndarray:
-        feed = {
-            "input_ids": batch.input_ids,
-            "attention_mask": batch.attention_mask,
-            "token_type_ids": batch.token_type_ids,
-        }
-        (out,) = self.session.run(["logits"], {k: v for k, v in feed.items() if k in self._inputs})
+        (out,) = self.session.run(["logits"], onnx_feed(batch, self._inputs))
         return _single_logit(out, len(batch.input_ids))

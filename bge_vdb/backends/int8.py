@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingExtra, ModelError
-from .base import TokenBatch
+from .base import TokenBatch, onnx_feed
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,6 @@ def calibration_batches(tokenize: Callable[[list[str]], TokenBatch], size: int =
     """The calibration texts as padded batches, through the caller's tokenizer."""
     texts = list(CALIBRATION_TEXTS)
     return [tokenize(texts[i:i + size]) for i in range(0, len(texts), size)]
-
-
-def _feed(batch: TokenBatch, inputs: set[str]) -> dict[str, np.ndarray]:
-    feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
-            "token_type_ids": batch.token_type_ids}
-    return {k: v for k, v in feed.items() if k in inputs}
 
 
 class _FromQuantizer(logging.Filter):
@@ -149,7 +143,7 @@ def quantize_int8(fp32_file: Path, out_file: Path, batches: Iterable[TokenBatch]
     amax: list[Any] = [None] * len(acts)
     for batch in batches:
         real = batch.attention_mask.astype(bool)
-        for i, out in enumerate(session.run(acts, _feed(batch, inputs))):
+        for i, out in enumerate(session.run(acts, onnx_feed(batch, inputs))):
             peak = np.abs(out[real]).max(axis=0)
             amax[i] = peak if amax[i] is None else np.maximum(amax[i], peak)
     if any(a is None for a in amax):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError, MissingExtra, ModelError
 from ..hub import cache_dir, weights_file, weights_sha256
-from .base import Backend, TokenBatch, default_threads
+from .base import Backend, TokenBatch, default_threads, onnx_feed
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,32 @@ def int8_model_for(fp32_file: Path, calibration: Callable[[], list[TokenBatch]])
     return quantize_int8(fp32_file, target, calibration())
 
 
+def check_cpu_options(device: str | None, threads: int | None, what: str) -> None:
+    """Refuse, before anything loads, what ONNX Runtime cannot do here (``what`` names the user
+    of onnxruntime in the install hint when it is missing)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtra("onnxruntime", "onnx", what) from exc
+    if device not in (None, "cpu"):
+        raise ConfigError(f"the ONNX backend here runs on CPU only, not device={device!r}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be >= 1, not {threads}")
+
+
+def cpu_session(file: Path, threads: int | None) -> Any:
+    """An ONNX Runtime session on the CPU, all graph optimisations, ``threads`` or all cores."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or default_threads()
+    try:
+        return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelError(f"onnxruntime cannot load {file}: {exc}") from exc
+
+
 class OnnxBackend(Backend):
     name = "onnx"
 
@@ -144,14 +170,7 @@ class OnnxBackend(Backend):
                  precision: str = "fp32", calibration: Callable[[], list[TokenBatch]] | None = None,
                  fused: bool = True) -> None:
         # fused=False runs the plain export (benchmarks compare the two).
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise MissingExtra("onnxruntime", "onnx", "the ONNX backend") from exc
-        if device not in (None, "cpu"):
-            raise ConfigError(f"the ONNX backend here runs on CPU only, not device={device!r}")
-        if threads is not None and threads < 1:
-            raise ConfigError(f"threads must be >= 1, not {threads}")
+        check_cpu_options(device, threads, "the ONNX backend")
         if precision not in ("fp32", "int8"):
             raise ConfigError(f"the ONNX backend runs 'fp32' or 'int8', not {precision!r}")
         if precision == "int8" and calibration is None:
@@ -165,26 +184,14 @@ class OnnxBackend(Backend):
         elif fused:
             fused_file = fused_model_for(self.file, path)
             self.file, self.fused = fused_file or self.file, fused_file is not None
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or default_threads()
-        try:
-            self.session: Any = ort.InferenceSession(str(self.file), options,
-                                                     providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"onnxruntime cannot load {self.file}: {exc}") from exc
+        self.session: Any = cpu_session(self.file, threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
         self._output = self.session.get_outputs()[0].name
-        log.info("onnx backend: %s, %d threads", self.file, options.intra_op_num_threads)
+        log.info("onnx backend: %s, %d threads", self.file, threads or default_threads())
 
     def describe(self) -> str:
         return f"onnx/cpu/{self.precision}" + ("/fused" if self.fused else "")
 
     def hidden_states(self, batch: TokenBatch) -> np.ndarray:
-        feed = {
-            "input_ids": batch.input_ids,
-            "attention_mask": batch.attention_mask,
-            "token_type_ids": batch.token_type_ids,
-        }
-        (out,) = self.session.run([self._output], {k: v for k, v in feed.items() if k in self._inputs})
+        (out,) = self.session.run([self._output], onnx_feed(batch, self._inputs))
         return np.asarray(out, dtype=np.float32)

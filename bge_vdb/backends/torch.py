@@ -93,6 +93,31 @@ def run_threads(threads: int | None) -> Iterator[None]:
                 torch.set_num_threads(before)
 
 
+def torch_runtime(device: str | None, threads: int | None, precision: str,
+                  what: str) -> tuple[Any, str, str, int | None]:
+    """``(torch, device, precision, threads)`` for a torch model, checked before it loads.
+
+    ``what`` names the user of torch in the install hint when torch or transformers is missing.
+    """
+    try:
+        import torch
+        import transformers  # noqa: F401  (imported here so a missing one names the extra)
+    except ImportError as exc:
+        raise MissingExtra(exc.name or "torch", "torch", what) from exc
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} but torch sees no CUDA GPU "
+                          f"(torch {torch.__version__}); use device='cpu'")
+    precision = resolve_precision(precision, device)
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be >= 1, not {threads}")
+    # torch's thread count is one process-wide setting: bge-vdb never changes it for the
+    # process. threads=N applies to bge-vdb's own forward passes only (see run_threads);
+    # without it they run with the caller's setting (torch's default: the physical cores,
+    # or OMP_NUM_THREADS).
+    return torch, device, precision, threads if device == "cpu" else None
+
+
 def load_model(path: Path, *, attn_implementation: str, auto_class: str = "AutoModel") -> Any:
     """transformers ``AutoModel`` (or another ``auto_class``, e.g. the reranker's
     ``AutoModelForSequenceClassification``) from safetensors, no remote code, no progress bar.
@@ -121,24 +146,9 @@ class TorchBackend(Backend):
                  precision: str = "auto", compile: bool = False, cls_only: bool = False,
                  packed: bool = True) -> None:
         # packed=False keeps transformers' own forward on the CPU too (benchmarks compare them).
-        try:
-            import torch
-            import transformers  # noqa: F401  (imported here so a missing one names the extra)
-        except ImportError as exc:
-            raise MissingExtra(exc.name or "torch", "torch", "the torch backend") from exc
+        torch, self.device, self.precision, self.threads = torch_runtime(
+            device, threads, precision, "the torch backend")
         self._torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device={self.device!r} but torch sees no CUDA GPU "
-                              f"(torch {torch.__version__}); use device='cpu'")
-        self.precision = resolve_precision(precision, self.device)
-        if threads is not None and threads < 1:
-            raise ConfigError(f"threads must be >= 1, not {threads}")
-        # torch's thread count is one process-wide setting: bge-vdb never changes it for the
-        # process. threads=N applies to bge-vdb's own forward passes only (see run_threads);
-        # without it they run with the caller's setting (torch's default: the physical cores,
-        # or OMP_NUM_THREADS).
-        self.threads = threads if self.device == "cpu" else None
         try:
             model = load_model(path, attn_implementation="sdpa")
         except Exception as exc:  # transformers raises OSError/ValueError/...: one clear message
